@@ -1,0 +1,78 @@
+// The Halide generators: a thin shim from a network file to two pipelines.
+//   kiln_forward: params, images -> scores            (inference)
+//   kiln_train:   params, images, labels -> loss, scores, grad  (one training step's gradients)
+// with float64 variants (kiln_forward_f64, kiln_train_f64) for precise gradient checks.
+// The generator parameter `network` names the TOML file.
+#include "Halide.h"
+#include "model/network.h"
+#include "pipeline.h"
+#include "schedules/cpu.h"
+
+namespace kiln {
+namespace {
+
+using namespace Halide;
+
+// Fixes the extents a network implies, so that the compiled code knows them and
+// a caller's wrong buffer is refused.
+template <typename In>
+void constrain_images(In &images, const model::Network &net) {
+    images.dim(0).set_bounds(0, int(net.input.width));
+    images.dim(1).set_bounds(0, int(net.input.height));
+    images.dim(2).set_bounds(0, int(net.input.channels));
+}
+
+template <typename T>
+class ForwardGenerator : public Generator<ForwardGenerator<T>> {
+public:
+    GeneratorParam<std::string> network{"network", ""};
+    GeneratorInput<Buffer<T, 1>> params{"params"};  // (i)
+    GeneratorInput<Buffer<T, 4>> images{"images"};  // (x, y, c, n)
+    GeneratorOutput<Buffer<T, 2>> scores{"scores"};  // (o, n)
+
+    void generate() {
+        const model::Network net = model::load_network(network);
+        pipeline::Graph g = pipeline::build_inference(net, params, images);
+        scores = g.scores;
+        params.dim(0).set_bounds(0, int(net.param_count));
+        constrain_images(images, net);
+        scores.dim(0).set_bounds(0, int(net.input.classes));
+        schedules::schedule_inference(g, net, this->get_target());
+    }
+};
+
+template <typename T>
+class TrainGenerator : public Generator<TrainGenerator<T>> {
+public:
+    GeneratorParam<std::string> network{"network", ""};
+    GeneratorInput<Buffer<T, 1>> params{"params"};         // (i)
+    GeneratorInput<Buffer<T, 4>> images{"images"};         // (x, y, c, n)
+    GeneratorInput<Buffer<int32_t, 1>> labels{"labels"};   // (n)
+    GeneratorOutput<Buffer<T, 0>> loss{"loss"};            // () mean over the batch
+    GeneratorOutput<Buffer<T, 2>> scores{"scores"};        // (o, n)
+    GeneratorOutput<Buffer<T, 1>> grad{"grad"};            // (i) d loss / d params
+
+    void generate() {
+        const model::Network net = model::load_network(network);
+        Expr batch = images.dim(3).extent();
+        pipeline::Graph g = pipeline::build_training(net, params, images, labels, batch);
+        loss = g.loss.loss;
+        scores = g.scores;
+        grad = g.grad;
+        params.dim(0).set_bounds(0, int(net.param_count));
+        constrain_images(images, net);
+        images.dim(3).set_min(0);
+        labels.dim(0).set_bounds(0, batch);
+        scores.dim(0).set_bounds(0, int(net.input.classes)).dim(1).set_bounds(0, batch);
+        grad.dim(0).set_bounds(0, int(net.param_count));
+        schedules::schedule_training(g, net, this->get_target());
+    }
+};
+
+}  // namespace
+}  // namespace kiln
+
+HALIDE_REGISTER_GENERATOR(kiln::ForwardGenerator<float>, kiln_forward)
+HALIDE_REGISTER_GENERATOR(kiln::ForwardGenerator<double>, kiln_forward_f64)
+HALIDE_REGISTER_GENERATOR(kiln::TrainGenerator<float>, kiln_train)
+HALIDE_REGISTER_GENERATOR(kiln::TrainGenerator<double>, kiln_train_f64)

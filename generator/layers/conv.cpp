@@ -1,0 +1,91 @@
+// Convolution: forward and adjoint.
+//   pre(x, y, o, n) = bias[o] + sum_{c, ky, kx} weight[o, c, ky, kx] * in(x*S + kx - P, y*S + ky - P, c, n)
+//   out = activation(pre)
+// weight is [O, C, K, K] (PyTorch's layout) inside the flat parameter vector.
+#include "layers/layers.h"
+
+namespace kiln::layers {
+namespace {
+
+struct ConvDims {
+    int C, H, W, K, S, P, OH, OW;
+};
+
+ConvDims dims_of(const model::Layer &l) {
+    const model::ConvSpec &s = l.conv();
+    return {int(l.in.channels), int(l.in.height), int(l.in.width), int(s.kernel), int(s.stride),
+            int(s.padding), int(l.out.height), int(l.out.width)};
+}
+
+// weight[o, c, ky, kx]
+Expr weight_at(const Func &params, const model::ParamTensor &w, const ConvDims &d, Expr kx, Expr ky, Expr c, Expr o) {
+    return param_at(params, w, ((o * d.C + c) * d.K + ky) * d.K + kx);
+}
+
+// f outside [0, width) x [0, height) reads as zero.
+Func zero_outside(const Func &f, int width, int height) {
+    return Halide::BoundaryConditions::constant_exterior(
+        f, zero(f.output_types()[0]), {{0, width}, {0, height}});
+}
+
+}  // namespace
+
+Forward conv_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in) {
+    Vars v;
+    Var o("o");
+    const ConvDims d = dims_of(l);
+    const model::ParamTensor &w = net.params[l.weight], &b = net.params[l.bias];
+    Func src = d.P > 0 ? zero_outside(in, d.W, d.H) : in;  // (x, y, c, n)
+
+    RDom r(0, d.K, 0, d.K, 0, d.C, l.name + "_r");  // kx, ky, c
+    Var kx("kx"), ky("ky");
+    Forward f;
+    f.weight = Func(l.name + "_weight");  // (kx, ky, c, o)
+    f.weight(kx, ky, v.c, o) = weight_at(params, w, d, kx, ky, v.c, o);
+    f.pre = Func(l.name + "_pre");  // (x, y, o, n)
+    f.pre(v.x, v.y, o, v.n) = param_at(params, b, o);
+    f.pre(v.x, v.y, o, v.n) += f.weight(r.x, r.y, r.z, o) *
+                               src(v.x * d.S + r.x - d.P, v.y * d.S + r.y - d.P, r.z, v.n);
+    f.out = Func(l.name + "_out");  // (x, y, o, n)
+    f.out(v.x, v.y, o, v.n) = activate(l.conv().activation, f.pre(v.x, v.y, o, v.n));
+    return f;
+}
+
+Backward conv_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &a) {
+    Vars v;
+    Var o("o"), kx("kx"), ky("ky");
+    const ConvDims d = dims_of(l);
+    const model::ParamTensor &w = net.params[l.weight];
+    Backward g;
+
+    g.d_pre = Func(l.name + "_d_pre");  // (x, y, o, n)
+    g.d_pre(v.x, v.y, o, v.n) =
+        activation_backward(l.conv().activation, a.fwd.out(v.x, v.y, o, v.n), a.d_out(v.x, v.y, o, v.n));
+
+    // Sums over every output position of every image.
+    RDom r(0, d.OW, 0, d.OH, 0, a.batch, l.name + "_r_out");  // x, y, n
+    g.d_bias = Func(l.name + "_d_bias");  // (o)
+    g.d_bias(o) = zero(a.in.output_types()[0]);
+    g.d_bias(o) += g.d_pre(r.x, r.y, o, r.z);
+
+    Func src = d.P > 0 ? zero_outside(a.in, d.W, d.H) : a.in;  // (x, y, c, n)
+    g.d_weight = Func(l.name + "_d_weight");  // (kx, ky, c, o)
+    g.d_weight(kx, ky, v.c, o) = zero(a.in.output_types()[0]);
+    g.d_weight(kx, ky, v.c, o) +=
+        g.d_pre(r.x, r.y, o, r.z) * src(r.x * d.S + kx - d.P, r.y * d.S + ky - d.P, v.c, r.z);
+
+    if (!a.need_d_in) return g;
+    // Input (x, y) feeds output ((x + P - kx) / S, (y + P - ky) / S) where that divides
+    // exactly and lies inside the output; elsewhere d_pre reads as zero.
+    Func d_pre_padded = zero_outside(g.d_pre, d.OW, d.OH);  // (x, y, o, n)
+    RDom k(0, d.K, 0, d.K, 0, int(l.out.channels), l.name + "_r_in");  // kx, ky, o
+    Expr ox = v.x + d.P - k.x, oy = v.y + d.P - k.y;
+    Expr term = weight_at(params, w, d, k.x, k.y, v.c, k.z) * d_pre_padded(ox / d.S, oy / d.S, k.z, v.n);
+    if (d.S > 1) term = Halide::select(ox % d.S == 0 && oy % d.S == 0, term, zero(term.type()));
+    g.d_in = Func(l.name + "_d_in");  // (x, y, c, n)
+    g.d_in(v.x, v.y, v.c, v.n) = zero(term.type());
+    g.d_in(v.x, v.y, v.c, v.n) += term;
+    return g;
+}
+
+}  // namespace kiln::layers

@@ -1,0 +1,86 @@
+// Halide definitions of every layer kind: forward and adjoint side by side, one
+// file per kind (llm.c's X_forward / X_backward pairs). Algorithms only; how they
+// are scheduled lives in schedules/.
+//
+// Dimension letters:
+//   x column, y row, c input channel, o output channel or unit, n image in batch,
+//   kx/ky kernel column/row. Every activation is a Func a(x, y, c, n); a dense
+//   layer's output is a(0, 0, o, n), so all activations have the same rank.
+//   d_X is the gradient of the loss with respect to X.
+#pragma once
+
+#include "Halide.h"
+#include "model/network.h"
+
+namespace kiln::layers {
+
+using Halide::Expr;
+using Halide::Func;
+using Halide::RDom;
+using Halide::Type;
+using Halide::Var;
+
+// The pure variables every definition uses, by name.
+struct Vars {
+    Var x{"x"}, y{"y"}, c{"c"}, n{"n"};
+};
+
+struct Forward {
+    Func weight;  // (a, b, c, o) as read by the forward pass; undefined for pooling
+    Func pre;  // before the activation, (x, y, o, n); undefined for pooling
+    Func out;  // the layer's output activation, (x, y, o, n)
+};
+
+struct Backward {
+    Func d_pre;     // (x, y, o, n), dense: (o, n); undefined for pooling
+    Func d_in;      // (x, y, c, n); undefined when the input needs no gradient
+    Func d_weight;  // (a, b, c, o): a, b the kernel column/row (conv) or input column/row (dense)
+    Func d_bias;    // (o)
+};
+
+inline Expr zero(Type t) { return Halide::cast(t, 0); }
+inline Expr one(Type t) { return Halide::cast(t, 1); }
+
+// Element i of the flat parameter vector, read from `params` (i).
+inline Expr param_at(const Func &params, const model::ParamTensor &t, Expr i) {
+    return params(Expr(static_cast<int>(t.offset)) + i);
+}
+
+// The loss gradient reaching a layer: from its consumer, or from the loss.
+// `batch` is the number of images (the n extent) for reductions over the batch.
+struct BackwardArgs {
+    Func in;          // the layer's input activation (x, y, c, n)
+    Forward fwd;      // the layer's own forward stages
+    Func d_out;       // (x, y, o, n)
+    Expr batch;       // N
+    bool need_d_in;   // false for the first layer: the images need no gradient
+};
+
+// activation.cpp
+Expr activate(model::Activation a, Expr pre);
+// d_pre from the activation's output and d_out (every supported activation's
+// derivative is a function of its output).
+Expr activation_backward(model::Activation a, Expr out, Expr d_out);
+
+// conv.cpp
+Forward conv_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in);
+Backward conv_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &args);
+
+// pool.cpp (maxpool and avgpool)
+Forward pool_forward(const model::Layer &l, const Func &in);
+Backward pool_backward(const model::Layer &l, const BackwardArgs &args);
+
+// dense.cpp
+Forward dense_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in);
+Backward dense_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &args);
+
+// loss.cpp: softmax cross-entropy, averaged over the batch.
+struct Loss {
+    Func max_score;  // (n) per-image maximum, for a stable log-sum-exp
+    Func log_sum;    // (n) log sum exp of the scores
+    Func loss;       // () mean over the batch
+    Func d_scores;   // (o, n)
+};
+Loss softmax_cross_entropy(const Func &scores, const Func &labels, int classes, Expr batch, Type t);
+
+}  // namespace kiln::layers

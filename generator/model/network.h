@@ -1,0 +1,134 @@
+// The network model: a TOML file becomes a validated description of a network —
+// its layers, every tensor's shape, the parameter layout, parameter and FLOP counts.
+// Plain C++ with no Halide in it; the generator and the runtime both read it, and
+// neither re-derives what it computes.
+//
+// Dimension letters (shared with generator/ and runtime/):
+//   N images in a batch, C channels, H rows, W columns, O output channels or units,
+//   K kernel size. Activations are (C, H, W) per image; a dense layer's output is
+//   (O, 1, 1), so every activation has the same rank.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace kiln::model {
+
+// Bad user input: the message is one line, "FILE:LINE:COL: error: ..." (or
+// "FILE: error: ..." where there is no position).
+struct InputError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+enum class Activation { none, relu, tanh, sigmoid };
+const char *to_string(Activation a);
+
+// One image's activation shape.
+struct Shape {
+    int64_t channels = 0, height = 0, width = 0;
+    int64_t size() const { return channels * height * width; }
+    bool operator==(const Shape &o) const {
+        return channels == o.channels && height == o.height && width == o.width;
+    }
+};
+
+// Each layer kind's own small parameter struct.
+struct ConvSpec {
+    int64_t filters = 0, kernel = 0, stride = 1, padding = 0;
+    Activation activation = Activation::none;
+};
+struct PoolSpec {  // maxpool and avgpool; windows never reach past the input
+    int64_t size = 0, stride = 0;
+};
+struct DenseSpec {  // input flattened in (channel, row, column) order
+    int64_t units = 0;
+    Activation activation = Activation::none;
+};
+
+enum class LayerKind { conv, maxpool, avgpool, dense };
+const char *to_string(LayerKind k);
+
+// A parameter tensor inside the one flat parameter vector, in PyTorch's layout:
+// conv weight [O, C, K, K], dense weight [O, C*H*W], bias [O].
+struct ParamTensor {
+    std::string name;            // "<layer name>.weight" or "<layer name>.bias"
+    std::vector<int64_t> shape;  // outermost first, as PyTorch lists it
+    int64_t offset = 0;          // first element in the flat vector
+    int64_t count = 0;           // product of shape
+    int64_t fan_in = 0;          // inputs feeding one output (for initialization)
+};
+
+struct Layer {
+    LayerKind kind = LayerKind::conv;
+    std::string name;  // unique; default: kind + running count (conv1, dense2, ...)
+    std::variant<ConvSpec, PoolSpec, DenseSpec> spec;
+    Shape in, out;
+    int weight = -1, bias = -1;  // indices into Network::params, -1 if none
+    int64_t flops = 0;           // per image, a multiply-add counted as 2
+    int line = 0;                // where the [[layer]] table starts in the file
+
+    const ConvSpec &conv() const { return std::get<ConvSpec>(spec); }
+    const PoolSpec &pool() const { return std::get<PoolSpec>(spec); }
+    const DenseSpec &dense() const { return std::get<DenseSpec>(spec); }
+    Activation activation() const;  // none for pooling
+};
+
+struct InputSpec {
+    int64_t width = 0, height = 0, channels = 0, classes = 0;
+    double mean = 0.0, std = 1.0;  // pixels scaled to [0,1], then (x - mean) / std
+    Shape shape() const { return {channels, height, width}; }
+};
+
+// Defaults for `kiln train`; the command line overrides each.
+struct TrainSettings {
+    int64_t epochs = 10;
+    int64_t batch = 64;
+    std::string optimizer = "sgd";  // SGD with momentum
+    double learning_rate = 0.05;
+    double momentum = 0.9;
+    double weight_decay = 0.0;
+    int64_t seed = 1;
+};
+
+struct Network {
+    std::string name, description;
+    std::string source;  // the file name used in error messages
+    InputSpec input;
+    std::vector<Layer> layers;
+    std::vector<ParamTensor> params;  // in layer order, weight before bias
+    int64_t param_count = 0;
+    int64_t flops = 0;  // per image, forward pass
+    TrainSettings train;
+
+    // The resolved architecture (input, layers with every default filled in and
+    // their names) as text, and a 64-bit FNV-1a hash of it in 16 hex digits: a
+    // checkpoint records the hash, so weights for another network are refused.
+    std::string canonical() const;
+    std::string hash() const;
+};
+
+// Parse and validate. `source` names the file in error messages. Throws InputError.
+Network parse_network(std::string_view text, const std::string &source);
+Network load_network(const std::string &path);  // reads the file, then parse_network
+
+// A human-readable layer table: name, type, output shape, parameters, FLOPs.
+std::string layer_table(const Network &net);
+
+// Limits on sizes, so that every shape, index and FLOP count fits comfortably in
+// the 32-bit indexing that Halide pipelines use.
+struct Limits {
+    static constexpr int64_t max_extent = 4096;        // width, height, channels, filters
+    static constexpr int64_t max_kernel = 64;          // conv kernel, pool size, stride, padding
+    static constexpr int64_t max_units = 65536;        // dense units, classes
+    static constexpr int64_t max_layers = 256;
+    static constexpr int64_t max_activation = 1 << 24; // elements of one image's activation
+    static constexpr int64_t max_params = 1 << 28;     // the whole flat parameter vector
+    static constexpr int64_t max_batch = 65536;
+    static constexpr int64_t max_epochs = 100000;
+};
+
+}  // namespace kiln::model

@@ -1,0 +1,45 @@
+// A network compiled into this build: its description (parsed from the TOML text
+// its pipelines were generated from) and its two pipelines, callable on plain
+// arrays. Images are (n, c, y, x) row-major floats in [0, 1], which is Halide's
+// (x, y, c, n) with x innermost.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "model/network.h"
+#include "registry.h"
+
+namespace kiln {
+
+// A wrong command-line request (unknown network, bad flag value): one line.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+class CompiledModel {
+public:
+    CompiledModel(const CompiledNetwork &entry);
+
+    const model::Network &net() const { return net_; }
+
+    // scores: n * classes, image-major.
+    void forward(const float *params, const float *images, int n, float *scores) const;
+    // One training step's loss (mean over the n images), scores and gradient
+    // (param_count floats) at `params`.
+    float train_step(const float *params, const float *images, const int32_t *labels, int n, float *scores,
+                     float *grad) const;
+
+private:
+    const CompiledNetwork &entry_;
+    model::Network net_;
+};
+
+// Every compiled network, in table order.
+std::vector<CompiledModel> compiled_models();
+// The compiled network with this name; UsageError naming the ones there are if none.
+CompiledModel find_model(const std::string &name);
+
+}  // namespace kiln

@@ -1,0 +1,189 @@
+// kiln: train, evaluate and inspect the networks compiled into this build.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "HalideRuntime.h"
+#include "checkpoint.h"
+#include "compiled.h"
+#include "idx.h"
+#include "train.h"
+
+#ifndef KILN_DEFAULT_DATA_DIR
+#define KILN_DEFAULT_DATA_DIR "data/mnist"
+#endif
+
+namespace kiln {
+namespace {
+
+std::string default_data_dir() {
+    const char *env = std::getenv("KILN_DATA");
+    return env && *env ? env : KILN_DEFAULT_DATA_DIR;
+}
+
+struct DataOptions {
+    std::string dir = default_data_dir();
+    int64_t limit_train = -1, limit_test = -1;  // -1: all
+};
+
+void add_data_options(CLI::App &cmd, DataOptions &d, bool train) {
+    cmd.add_option("--data", d.dir, "Folder with MNIST's four IDX files (or set KILN_DATA)")->capture_default_str();
+    if (train) cmd.add_option("--limit-train", d.limit_train, "Use only the first N training images")->check(CLI::PositiveNumber);
+    cmd.add_option("--limit-test", d.limit_test, "Use only the first N test images")->check(CLI::PositiveNumber);
+}
+
+ImageSet load_images(const DataOptions &d, bool train_split, const model::Network &net) {
+    Dataset data = load_mnist(d.dir, train_split);
+    const int64_t limit = train_split ? d.limit_train : d.limit_test;
+    if (limit > 0) data = take_first(data, limit);
+    return to_image_set(data, net, d.dir);
+}
+
+void set_threads(int threads) {
+    if (threads > 0) halide_set_num_threads(threads);
+}
+
+int cmd_list() {
+    fmt::print("{:<16} {:>12} {:>14}  {}\n", "network", "parameters", "MFLOPs/image", "description");
+    for (const CompiledModel &m : compiled_models()) {
+        const model::Network &n = m.net();
+        fmt::print("{:<16} {:>12} {:>14.3f}  {}\n", n.name, n.param_count, double(n.flops) / 1e6, n.description);
+    }
+    return 0;
+}
+
+int cmd_check(const std::string &file) {
+    const model::Network net = model::load_network(file);
+    fmt::print("{}: ok: network '{}'\n{}", file, net.name, model::layer_table(net));
+    return 0;
+}
+
+struct TrainArgs {
+    std::string network, out, resume;
+    std::optional<int64_t> epochs, batch, seed;
+    std::optional<double> lr;
+    int threads = 0;
+    bool no_progress = false;
+    DataOptions data;
+};
+
+int cmd_train(const TrainArgs &a) {
+    const CompiledModel model = find_model(a.network);
+    const model::Network &net = model.net();
+    TrainOptions opts;
+    opts.settings = net.train;
+    if (a.epochs) opts.settings.epochs = *a.epochs;
+    if (a.batch) opts.settings.batch = *a.batch;
+    if (a.seed) opts.settings.seed = *a.seed;
+    if (a.lr) opts.settings.learning_rate = *a.lr;
+    opts.out_dir = a.out.empty() ? "runs/" + net.name : a.out;
+    opts.resume = a.resume;
+    opts.progress = !a.no_progress;
+    set_threads(a.threads);
+
+    const ImageSet train_set = load_images(a.data, true, net);
+    const ImageSet test_set = load_images(a.data, false, net);
+    const model::TrainSettings &s = opts.settings;
+    fmt::print("training {} ({} parameters, {:.2f} MFLOPs/image) on {} images, testing on {}: {} epochs, batch {}, "
+               "sgd lr {} momentum {} weight decay {}, seed {}\n",
+               net.name, net.param_count, double(net.flops) / 1e6, train_set.count, test_set.count, s.epochs, s.batch,
+               s.learning_rate, s.momentum, s.weight_decay, s.seed);
+    std::fflush(stdout);
+    const TrainResult r = train(model, opts, train_set, test_set, std::cout);
+    if (r.epochs == 0) {
+        fmt::print("nothing to train: the checkpoint already holds {} epochs\n", s.epochs);
+        return 0;
+    }
+    fmt::print("test accuracy {:.2f}% ({} of {}), loss {:.4f}; checkpoint {}/checkpoint.safetensors\n",
+               100 * r.test.accuracy, r.test.correct, r.test.count, r.test.loss, opts.out_dir);
+    return 0;
+}
+
+struct EvalArgs {
+    std::string network, checkpoint;
+    bool json = false;
+    int threads = 0;
+    DataOptions data;
+};
+
+int cmd_eval(const EvalArgs &a) {
+    const CompiledModel model = find_model(a.network);
+    set_threads(a.threads);
+    const Checkpoint ck = load_checkpoint(a.checkpoint, model.net());
+    const ImageSet test_set = load_images(a.data, false, model.net());
+    const Evaluation e = evaluate(model, ck.params, test_set);
+    if (a.json) {
+        nlohmann::json j = {{"network", model.net().name}, {"checkpoint", a.checkpoint}, {"epoch", ck.epoch},
+                            {"images", e.count},           {"correct", e.correct},        {"accuracy", e.accuracy},
+                            {"loss", e.loss}};
+        fmt::print("{}\n", j.dump());
+    } else {
+        fmt::print("{} after epoch {}: test accuracy {:.2f}% ({} of {}), loss {:.4f}\n", model.net().name, ck.epoch,
+                   100 * e.accuracy, e.correct, e.count, e.loss);
+    }
+    return 0;
+}
+
+int run(int argc, char **argv) {
+    CLI::App app{"kiln: ahead-of-time compiled trainers for convolutional networks described in TOML"};
+    app.require_subcommand(1);
+
+    app.add_subcommand("list", "List the networks compiled in: name, parameters, MFLOPs per image");
+
+    std::string check_file;
+    CLI::App *check = app.add_subcommand("check", "Validate a network file and print its layer table");
+    check->add_option("FILE", check_file, "A network TOML file")->required();
+
+    TrainArgs t;
+    CLI::App *train_cmd = app.add_subcommand("train", "Train a compiled network on MNIST");
+    train_cmd->add_option("NETWORK", t.network, "Name of a compiled network (see `kiln list`)")->required();
+    train_cmd->add_option("--epochs", t.epochs, "Epochs (default: the network's [train] table)")->check(CLI::Range(int64_t(1), model::Limits::max_epochs));
+    train_cmd->add_option("--batch", t.batch, "Images per training step")->check(CLI::Range(int64_t(1), model::Limits::max_batch));
+    train_cmd->add_option("--lr", t.lr, "Learning rate")->check(CLI::PositiveNumber);
+    train_cmd->add_option("--seed", t.seed, "Seed for initialization and shuffling")->check(CLI::NonNegativeNumber);
+    train_cmd->add_option("--threads", t.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+    train_cmd->add_option("--out", t.out, "Output folder (default: runs/NETWORK)");
+    train_cmd->add_option("--resume", t.resume, "Continue from this checkpoint");
+    train_cmd->add_flag("--no-progress", t.no_progress, "No progress bar");
+    add_data_options(*train_cmd, t.data, true);
+
+    EvalArgs e;
+    CLI::App *eval_cmd = app.add_subcommand("eval", "Evaluate a checkpoint on the MNIST test set");
+    eval_cmd->add_option("NETWORK", e.network, "Name of a compiled network")->required();
+    eval_cmd->add_option("--checkpoint", e.checkpoint, "A checkpoint written by `kiln train`")->required();
+    eval_cmd->add_flag("--json", e.json, "Print one JSON object");
+    eval_cmd->add_option("--threads", e.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+    add_data_options(*eval_cmd, e.data, false);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &err) {
+        if (err.get_exit_code() == 0) return app.exit(err);  // --help
+        std::cerr << "kiln: error: " << err.what() << " (see kiln --help)\n";
+        return 2;
+    }
+    if (app.got_subcommand("list")) return cmd_list();
+    if (app.got_subcommand("check")) return cmd_check(check_file);
+    if (app.got_subcommand("train")) return cmd_train(t);
+    return cmd_eval(e);
+}
+
+}  // namespace
+}  // namespace kiln
+
+int main(int argc, char **argv) {
+    try {
+        return kiln::run(argc, argv);
+    } catch (const kiln::UsageError &e) {
+        std::cerr << e.what() << "\n";
+        return 2;
+    } catch (const std::exception &e) {  // bad input: the messages name the file
+        std::cerr << e.what() << "\n";
+        return 1;
+    }
+}

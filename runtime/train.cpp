@@ -1,0 +1,233 @@
+#include "train.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "checkpoint.h"
+#include "init.h"
+#include "optimizer.h"
+#include "rng.h"
+
+namespace kiln {
+namespace {
+
+constexpr uint64_t kShuffleStream = 2;
+constexpr int kEvalBatch = 256;
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Cross-entropy of one image's scores against its label, in double.
+double cross_entropy(const float *scores, int classes, int label) {
+    double m = *std::max_element(scores, scores + classes);
+    double sum = 0;
+    for (int k = 0; k < classes; k++) sum += std::exp(double(scores[k]) - m);
+    return m + std::log(sum) - double(scores[label]);
+}
+
+int argmax(const float *scores, int classes) { return int(std::max_element(scores, scores + classes) - scores); }
+
+// The epoch's order of the training images: a Fisher-Yates shuffle seeded by
+// (seed, epoch), so a resumed run sees the same order as an uninterrupted one.
+std::vector<int64_t> epoch_order(int64_t count, uint64_t seed, int64_t epoch) {
+    std::vector<int64_t> order(static_cast<size_t>(count));
+    std::iota(order.begin(), order.end(), int64_t(0));
+    Rng rng = make_rng(seed, kShuffleStream, uint64_t(epoch));
+    for (int64_t i = count - 1; i > 0; i--) std::swap(order[size_t(i)], order[rng.below(uint64_t(i + 1))]);
+    return order;
+}
+
+class ProgressBar {
+public:
+    explicit ProgressBar(bool enabled) : enabled_(enabled && isatty(STDERR_FILENO)) {}
+    void update(int64_t epoch, int64_t epochs, int64_t done, int64_t total, double images_per_s) {
+        if (!enabled_ || (done < total && seconds_since(last_) < 0.1)) return;
+        last_ = Clock::now();
+        const int width = 30, filled = int(width * done / std::max<int64_t>(total, 1));
+        fmt::print(stderr, "\repoch {}/{} [{}{}] {:3d}% {:7.0f} img/s", epoch, epochs, std::string(filled, '#'),
+                   std::string(width - filled, '.'), int(100 * done / std::max<int64_t>(total, 1)), images_per_s);
+        std::fflush(stderr);
+    }
+    void clear() {
+        if (enabled_) fmt::print(stderr, "\r{:70}\r", "");
+    }
+
+private:
+    bool enabled_;
+    Clock::time_point last_ = Clock::now();
+};
+
+// metrics.csv: the header and one row per epoch. A resumed run keeps the rows of
+// the epochs its checkpoint holds and drops any later ones.
+class MetricsFile {
+public:
+    MetricsFile(const std::string &path, int64_t keep_epochs) : path_(path) {
+        std::string kept = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,images_per_s,elapsed_s\n";
+        std::ifstream old(path);
+        std::string line;
+        if (keep_epochs > 0 && std::getline(old, line))
+            while (std::getline(old, line))
+                if (std::atoll(line.c_str()) >= 1 && std::atoll(line.c_str()) <= keep_epochs) kept += line + "\n";
+        write(kept, std::ios::trunc);
+    }
+    void append(int64_t epoch, double train_loss, double train_acc, const Evaluation &test, double ips,
+                double elapsed) {
+        write(fmt::format("{},{:.6f},{:.6f},{:.6f},{:.6f},{:.1f},{:.3f}\n", epoch, train_loss, train_acc, test.loss,
+                          test.accuracy, ips, elapsed),
+              std::ios::app);
+    }
+
+private:
+    void write(const std::string &text, std::ios::openmode mode) {
+        std::ofstream out(path_, std::ios::out | mode);
+        out << text;
+        if (!out.good()) throw std::runtime_error(path_ + ": error: cannot write metrics");
+    }
+    std::string path_;
+};
+
+std::map<std::string, std::string> settings_metadata(const model::TrainSettings &s) {
+    return {{"seed", std::to_string(s.seed)},
+            {"batch", std::to_string(s.batch)},
+            {"optimizer", s.optimizer},
+            {"learning_rate", fmt::format("{}", s.learning_rate)},
+            {"momentum", fmt::format("{}", s.momentum)},
+            {"weight_decay", fmt::format("{}", s.weight_decay)},
+            {"epochs", std::to_string(s.epochs)}};
+}
+
+}  // namespace
+
+ImageSet to_image_set(const Dataset &data, const model::Network &net, const std::string &source) {
+    const model::InputSpec &in = net.input;
+    if (in.channels != 1 || data.rows != in.height || data.cols != in.width)
+        throw DataError(fmt::format("{}: error: images are {}x{} with 1 channel, but network '{}' takes {}x{} with {}",
+                                    source, data.cols, data.rows, net.name, in.width, in.height, in.channels));
+    ImageSet set;
+    set.count = data.count;
+    set.pixels.resize(data.images.size());
+    for (size_t i = 0; i < data.images.size(); i++) set.pixels[i] = float(data.images[i]) / 255.0f;
+    set.labels.resize(data.labels.size());
+    for (size_t i = 0; i < data.labels.size(); i++) {
+        if (data.labels[i] >= in.classes)
+            throw DataError(fmt::format("{}: error: label {} of image {} is not below the network's {} classes",
+                                        source, data.labels[i], i, in.classes));
+        set.labels[i] = data.labels[i];
+    }
+    return set;
+}
+
+Evaluation evaluate(const CompiledModel &model, const std::vector<float> &params, const ImageSet &data) {
+    const int classes = int(model.net().input.classes);
+    const size_t image_size = size_t(model.net().input.shape().size());
+    std::vector<float> scores(size_t(kEvalBatch) * classes);
+    Evaluation e;
+    double loss_sum = 0;
+    for (int64_t start = 0; start < data.count; start += kEvalBatch) {
+        const int n = int(std::min<int64_t>(kEvalBatch, data.count - start));
+        model.forward(params.data(), data.pixels.data() + size_t(start) * image_size, n, scores.data());
+        for (int i = 0; i < n; i++) {
+            const float *s = scores.data() + size_t(i) * classes;
+            const int label = data.labels[size_t(start + i)];
+            loss_sum += cross_entropy(s, classes, label);
+            e.correct += argmax(s, classes) == label;
+        }
+    }
+    e.count = data.count;
+    e.loss = data.count ? loss_sum / double(data.count) : 0;
+    e.accuracy = data.count ? double(e.correct) / double(data.count) : 0;
+    return e;
+}
+
+TrainResult train(const CompiledModel &model, const TrainOptions &opts, const ImageSet &train_set,
+                  const ImageSet &test_set, std::ostream &log) {
+    const model::Network &net = model.net();
+    const model::TrainSettings &s = opts.settings;
+    const int classes = int(net.input.classes);
+    const size_t image_size = size_t(net.input.shape().size());
+
+    TrainResult result;
+    result.params = initial_params(net, uint64_t(s.seed));
+    SgdMomentum optimizer(result.params.size(), s.momentum, s.weight_decay);
+    int64_t first_epoch = 1;
+    if (!opts.resume.empty()) {
+        Checkpoint ck = load_checkpoint(opts.resume, net);
+        if (!optimizer.restore(ck.optimizer_state))
+            throw CheckpointError(opts.resume + ": error: checkpoint has no SGD momentum state to resume from");
+        result.params = ck.params;
+        first_epoch = ck.epoch + 1;
+        log << fmt::format("resuming {} from {} after epoch {}\n", net.name, opts.resume, ck.epoch);
+    }
+
+    std::filesystem::create_directories(opts.out_dir);
+    const std::string checkpoint_path = (std::filesystem::path(opts.out_dir) / "checkpoint.safetensors").string();
+    MetricsFile metrics((std::filesystem::path(opts.out_dir) / "metrics.csv").string(), first_epoch - 1);
+    ProgressBar bar(opts.progress);
+
+    std::vector<float> batch_pixels(size_t(s.batch) * image_size), scores(size_t(s.batch) * classes);
+    std::vector<float> grad(result.params.size());
+    std::vector<int32_t> batch_labels(size_t(s.batch));
+    const auto start = Clock::now();
+    result.test = {};
+    for (int64_t epoch = first_epoch; epoch <= s.epochs; epoch++) {
+        const std::vector<int64_t> order = epoch_order(train_set.count, uint64_t(s.seed), epoch);
+        const auto epoch_start = Clock::now();
+        double loss_sum = 0;
+        int64_t correct = 0;
+        for (int64_t begin = 0; begin < train_set.count; begin += s.batch) {
+            const int n = int(std::min<int64_t>(s.batch, train_set.count - begin));
+            for (int i = 0; i < n; i++) {
+                const size_t src = size_t(order[size_t(begin + i)]);
+                std::copy_n(train_set.pixels.data() + src * image_size, image_size,
+                            batch_pixels.data() + size_t(i) * image_size);
+                batch_labels[size_t(i)] = train_set.labels[src];
+            }
+            const float loss = model.train_step(result.params.data(), batch_pixels.data(), batch_labels.data(), n,
+                                                scores.data(), grad.data());
+            if (!std::isfinite(loss))
+                throw std::runtime_error(fmt::format(
+                    "{}: error: training diverged in epoch {} (loss is {}); try a lower learning rate", net.name,
+                    epoch, loss));
+            loss_sum += double(loss) * n;
+            for (int i = 0; i < n; i++) correct += argmax(scores.data() + size_t(i) * classes, classes) == batch_labels[size_t(i)];
+            optimizer.step(result.params, grad, s.learning_rate);
+            const int64_t done = begin + n;
+            bar.update(epoch, s.epochs, done, train_set.count, double(done) / seconds_since(epoch_start));
+        }
+        const double images_per_s = double(train_set.count) / seconds_since(epoch_start);
+        bar.clear();
+        result.test = evaluate(model, result.params, test_set);
+        const double train_loss = loss_sum / double(train_set.count);
+        const double train_acc = double(correct) / double(train_set.count);
+        const double elapsed = seconds_since(start);
+        log << fmt::format("epoch {:>3}/{}  train loss {:.4f} acc {:6.2f}%  test loss {:.4f} acc {:6.2f}%  "
+                           "{:>7.0f} img/s  {:6.1f} s\n",
+                           epoch, s.epochs, train_loss, 100 * train_acc, result.test.loss, 100 * result.test.accuracy,
+                           images_per_s, elapsed);
+        log.flush();
+        metrics.append(epoch, train_loss, train_acc, result.test, images_per_s, elapsed);
+
+        Checkpoint ck;
+        ck.epoch = epoch;
+        ck.params = result.params;
+        ck.optimizer_state = optimizer.state();
+        ck.metadata = settings_metadata(s);
+        save_checkpoint(checkpoint_path, net, ck);
+        result.epochs = epoch;
+    }
+    return result;
+}
+
+}  // namespace kiln

@@ -1,0 +1,51 @@
+// The training loop and evaluation.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "compiled.h"
+#include "idx.h"
+
+namespace kiln {
+
+// Images as the pipelines take them: (n, c, y, x) floats in [0, 1].
+struct ImageSet {
+    int64_t count = 0;
+    std::vector<float> pixels;    // count * channels * height * width
+    std::vector<int32_t> labels;  // count
+};
+
+// Checks that the data fits the network's input (size and classes) and converts it.
+// `source` names the data in the error (a DataError).
+ImageSet to_image_set(const Dataset &data, const model::Network &net, const std::string &source);
+
+struct Evaluation {
+    double loss = 0, accuracy = 0;  // mean cross-entropy; fraction correct
+    int64_t correct = 0, count = 0;
+};
+
+Evaluation evaluate(const CompiledModel &model, const std::vector<float> &params, const ImageSet &data);
+
+struct TrainOptions {
+    model::TrainSettings settings;  // the network's [train] table with overrides applied
+    std::string out_dir;            // checkpoint.safetensors and metrics.csv go here
+    std::string resume;             // a checkpoint to continue from, or ""
+    bool progress = true;           // a progress bar on stderr within each epoch
+};
+
+struct TrainResult {
+    std::vector<float> params;
+    Evaluation test;  // after the last epoch
+    int64_t epochs = 0;
+};
+
+// Trains for settings.epochs epochs (counting those already in a resumed
+// checkpoint), writing one line per epoch to `log`, OUT/metrics.csv, and
+// OUT/checkpoint.safetensors after every epoch.
+TrainResult train(const CompiledModel &model, const TrainOptions &opts, const ImageSet &train_set,
+                  const ImageSet &test_set, std::ostream &log);
+
+}  // namespace kiln
