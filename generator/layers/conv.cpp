@@ -22,10 +22,14 @@ Expr weight_at(const Func &params, const model::ParamTensor &w, const ConvDims &
     return param_at(params, w, ((o * d.C + c) * d.K + ky) * d.K + kx);
 }
 
-// f outside [0, width) x [0, height) reads as zero.
-Func zero_outside(const Func &f, int width, int height) {
-    return Halide::BoundaryConditions::constant_exterior(
+// f, reading as zero outside [0, width) x [0, height).
+Func zero_outside(const Func &f, int width, int height, const std::string &name) {
+    Vars v;
+    Func bounded = Halide::BoundaryConditions::constant_exterior(
         f, zero(f.output_types()[0]), {{0, width}, {0, height}});
+    Func padded(name);
+    padded(v.x, v.y, v.c, v.n) = bounded(v.x, v.y, v.c, v.n);
+    return padded;
 }
 
 }  // namespace
@@ -35,11 +39,12 @@ Forward conv_forward(const model::Network &net, const model::Layer &l, const Fun
     Var o("o");
     const ConvDims d = dims_of(l);
     const model::ParamTensor &w = net.params[l.weight], &b = net.params[l.bias];
-    Func src = d.P > 0 ? zero_outside(in, d.W, d.H) : in;  // (x, y, c, n)
+    Forward f;
+    if (d.P > 0) f.in_padded = zero_outside(in, d.W, d.H, l.name + "_in_padded");
+    Func src = d.P > 0 ? f.in_padded : in;  // (x, y, c, n)
 
     RDom r(0, d.K, 0, d.K, 0, d.C, l.name + "_r");  // kx, ky, c
     Var kx("kx"), ky("ky");
-    Forward f;
     f.weight = Func(l.name + "_weight");  // (kx, ky, c, o)
     f.weight(kx, ky, v.c, o) = weight_at(params, w, d, kx, ky, v.c, o);
     f.pre = Func(l.name + "_pre");  // (x, y, o, n)
@@ -68,19 +73,20 @@ Backward conv_backward(const model::Network &net, const model::Layer &l, const F
     g.d_bias(o) = zero(a.in.output_types()[0]);
     g.d_bias(o) += g.d_pre(r.x, r.y, o, r.z);
 
-    Func src = d.P > 0 ? zero_outside(a.in, d.W, d.H) : a.in;  // (x, y, c, n)
+    Func src = d.P > 0 ? a.fwd.in_padded : a.in;  // (x, y, c, n)
+    g.patches = Func(l.name + "_patches");  // (kx, ky, c, x, y, n)
+    g.patches(kx, ky, v.c, v.x, v.y, v.n) = src(v.x * d.S + kx - d.P, v.y * d.S + ky - d.P, v.c, v.n);
     g.d_weight = Func(l.name + "_d_weight");  // (kx, ky, c, o)
     g.d_weight(kx, ky, v.c, o) = zero(a.in.output_types()[0]);
-    g.d_weight(kx, ky, v.c, o) +=
-        g.d_pre(r.x, r.y, o, r.z) * src(r.x * d.S + kx - d.P, r.y * d.S + ky - d.P, v.c, r.z);
+    g.d_weight(kx, ky, v.c, o) += g.d_pre(r.x, r.y, o, r.z) * g.patches(kx, ky, v.c, r.x, r.y, r.z);
 
     if (!a.need_d_in) return g;
     // Input (x, y) feeds output ((x + P - kx) / S, (y + P - ky) / S) where that divides
     // exactly and lies inside the output; elsewhere d_pre reads as zero.
-    Func d_pre_padded = zero_outside(g.d_pre, d.OW, d.OH);  // (x, y, o, n)
+    g.d_pre_padded = zero_outside(g.d_pre, d.OW, d.OH, l.name + "_d_pre_padded");  // (x, y, o, n)
     RDom k(0, d.K, 0, d.K, 0, int(l.out.channels), l.name + "_r_in");  // kx, ky, o
     Expr ox = v.x + d.P - k.x, oy = v.y + d.P - k.y;
-    Expr term = weight_at(params, w, d, k.x, k.y, v.c, k.z) * d_pre_padded(ox / d.S, oy / d.S, k.z, v.n);
+    Expr term = weight_at(params, w, d, k.x, k.y, v.c, k.z) * g.d_pre_padded(ox / d.S, oy / d.S, k.z, v.n);
     if (d.S > 1) term = Halide::select(ox % d.S == 0 && oy % d.S == 0, term, zero(term.type()));
     g.d_in = Func(l.name + "_d_in");  // (x, y, c, n)
     g.d_in(v.x, v.y, v.c, v.n) = zero(term.type());

@@ -26,7 +26,8 @@ struct Vars {
 };
 
 struct Forward {
-    Func weight;  // (a, b, c, o) as read by the forward pass; undefined for pooling
+    Func weight;     // (a, b, c, o) as read by the forward pass; undefined for pooling
+    Func in_padded;  // conv with padding: (x, y, c, n) the input, zero outside it
     Func pre;  // before the activation, (x, y, o, n); undefined for pooling
     Func out;  // the layer's output activation, (x, y, o, n)
 };
@@ -36,6 +37,10 @@ struct Backward {
     Func d_in;      // (x, y, c, n); undefined when the input needs no gradient
     Func d_weight;  // (a, b, c, o): a, b the kernel column/row (conv) or input column/row (dense)
     Func d_bias;    // (o)
+    // conv only: (kx, ky, c, x, y, n) the input window each output position sees,
+    // as the weight gradient reads it (a schedule may store it, im2col style)
+    Func patches;
+    Func d_pre_padded;  // conv only: (x, y, o, n) d_pre, zero outside the output
 };
 
 inline Expr zero(Type t) { return Halide::cast(t, 0); }
