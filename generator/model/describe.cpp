@@ -1,0 +1,131 @@
+// Text forms of a Network: enum names, the canonical architecture and its hash
+// (what a checkpoint records), and the layer table `kiln` prints.
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "model/network.h"
+
+namespace kiln::model {
+
+const char *to_string(Activation a) {
+    switch (a) {
+        case Activation::none:
+            return "none";
+        case Activation::relu:
+            return "relu";
+        case Activation::tanh:
+            return "tanh";
+        case Activation::sigmoid:
+            return "sigmoid";
+    }
+    return "?";
+}
+
+const char *to_string(LayerKind k) {
+    switch (k) {
+        case LayerKind::conv:
+            return "conv";
+        case LayerKind::maxpool:
+            return "maxpool";
+        case LayerKind::avgpool:
+            return "avgpool";
+        case LayerKind::dense:
+            return "dense";
+    }
+    return "?";
+}
+
+Activation Layer::activation() const {
+    if (auto c = std::get_if<ConvSpec>(&spec)) return c->activation;
+    if (auto d = std::get_if<DenseSpec>(&spec)) return d->activation;
+    return Activation::none;
+}
+
+static std::string spec_text(const Layer &l) {
+    switch (l.kind) {
+        case LayerKind::conv: {
+            const ConvSpec &c = l.conv();
+            return fmt::format("filters={} kernel={} stride={} padding={} activation={}", c.filters,
+                               c.kernel, c.stride, c.padding, to_string(c.activation));
+        }
+        case LayerKind::maxpool:
+        case LayerKind::avgpool:
+            return fmt::format("size={} stride={}", l.pool().size, l.pool().stride);
+        case LayerKind::dense:
+            return fmt::format("units={} activation={}", l.dense().units,
+                               to_string(l.dense().activation));
+    }
+    return {};
+}
+
+// Everything that decides what the parameters mean, and nothing else: the network's
+// name, description, source and training settings are left out. Numbers print in
+// fmt's shortest round-trip form, so the text is the same on every platform.
+std::string Network::canonical() const {
+    std::string out = "kiln-network 1\n";
+    out += fmt::format("input channels={} height={} width={} classes={} mean={} std={}\n",
+                       input.channels, input.height, input.width, input.classes, input.mean,
+                       input.std);
+    for (const Layer &l : layers)
+        out += fmt::format("layer {} {} {}\n", l.name, to_string(l.kind), spec_text(l));
+    return out;
+}
+
+std::string Network::hash() const {
+    uint64_t h = 14695981039346656037ull;  // FNV-1a, 64-bit
+    for (char c : canonical()) {
+        h ^= static_cast<unsigned char>(c);
+        h *= 1099511628211ull;
+    }
+    return fmt::format("{:016x}", h);
+}
+
+// 61706 -> "61,706"
+static std::string grouped(int64_t n) {
+    std::string digits = std::to_string(n), out;
+    for (size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0 && digits[i - 1] != '-') out += ',';
+        out += digits[i];
+    }
+    return out;
+}
+
+static std::string shape_text(const Shape &s) {
+    return fmt::format("{}x{}x{}", s.channels, s.height, s.width);
+}
+
+std::string layer_table(const Network &net) {
+    using Row = std::array<std::string, 5>;
+    std::vector<Row> rows = {{"layer", "type", "output", "params", "FLOPs"},
+                             {"input", "", shape_text(net.input.shape()), "", ""}};
+    for (const Layer &l : net.layers) {
+        int64_t params = 0;
+        for (int i : {l.weight, l.bias})
+            if (i >= 0) params += net.params[i].count;
+        rows.push_back(
+            {l.name, to_string(l.kind), shape_text(l.out), grouped(params), grouped(l.flops)});
+    }
+    std::array<size_t, 5> width{};
+    for (const Row &r : rows)
+        for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+
+    std::string out;
+    size_t rule = 0;
+    for (const Row &r : rows) {
+        std::string line =
+            fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>{}}  {:>{}}", r[0], width[0], r[1], width[1],
+                        r[2], width[2], r[3], width[3], r[4], width[4]);
+        line.erase(line.find_last_not_of(' ') + 1);
+        rule = std::max(rule, line.size());
+        out += line + '\n';
+    }
+    const std::string total =
+        fmt::format("total: {} parameters, {:.2f} MFLOPs per image", grouped(net.param_count),
+                    static_cast<double>(net.flops) / 1e6);
+    return out + std::string(std::max(rule, total.size()), '-') + '\n' + total + '\n';
+}
+
+}  // namespace kiln::model

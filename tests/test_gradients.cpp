@@ -1,0 +1,180 @@
+// Every layer kind's adjoint, checked in float64 through Halide's JIT with the real
+// schedules: against central finite differences of the loss, and against Halide's
+// own automatic differentiation (propagate_adjoints) of the forward definitions.
+//
+// Each case is a tiny network: conv (so that the layer under test also passes its
+// gradient back), the layer under test, and a dense classifier.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "Halide.h"
+#include "pipeline.h"
+#include "schedules/cpu.h"
+
+namespace {
+
+using Halide::Buffer;
+using Halide::Func;
+using Halide::Var;
+
+constexpr int kImages = 3;
+
+kiln::model::Network tiny_network(const std::string &layer) {
+    return kiln::model::parse_network(
+        "[input]\nwidth = 7\nheight = 6\nchannels = 2\nclasses = 3\nmean = 0.5\nstd = 0.25\n"
+        "[[layer]]\ntype = \"conv\"\nfilters = 3\nkernel = 2\npadding = 1\nactivation = \"tanh\"\n"
+        "[[layer]]\n" + layer + "\n"
+        "[[layer]]\ntype = \"dense\"\nunits = 3\n",
+        "tiny.toml");
+}
+
+struct Inputs {
+    Buffer<double> params, images;
+    Buffer<int32_t> labels;
+};
+
+Inputs random_inputs(const kiln::model::Network &net, unsigned seed) {
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+    Inputs in{Buffer<double>(int(net.param_count), "params"),
+              Buffer<double>(int(net.input.width), int(net.input.height), int(net.input.channels), kImages, "images"),
+              Buffer<int32_t>(kImages, "labels")};
+    in.params.for_each_value([&](double &v) { v = 0.7 * uniform(gen); });
+    in.images.for_each_value([&](double &v) { v = 0.5 + 0.5 * uniform(gen); });
+    for (int n = 0; n < kImages; n++) in.labels(n) = n % int(net.input.classes);
+    return in;
+}
+
+// The compiled training step: loss and gradient at the inputs' current parameters.
+struct TrainStep {
+    Halide::Pipeline pipeline;
+    Func loss, grad;
+    TrainStep(const kiln::model::Network &net, Inputs &in) {
+        Var i, x, y, c, n;
+        Func params, images, labels;
+        params(i) = in.params(i);
+        images(x, y, c, n) = in.images(x, y, c, n);
+        labels(n) = in.labels(n);
+        kiln::pipeline::Graph g = kiln::pipeline::build_training(net, params, images, labels, kImages);
+        kiln::schedules::schedule_training(g, net, Halide::get_jit_target_from_environment());
+        loss = g.loss.loss;
+        grad = g.grad;
+        pipeline = Halide::Pipeline({loss, grad});
+        pipeline.compile_jit();
+    }
+    double run(Buffer<double> &grad_out) {
+        Buffer<double> l = Buffer<double>::make_scalar();
+        pipeline.realize({l, grad_out});
+        return l();
+    }
+};
+
+// Halide's autodiff of the same forward definitions, with a plain log-sum-exp loss
+// (its maximum-subtraction is left out: `maximum` over an RDom has no adjoint).
+Buffer<double> halide_autodiff_gradient(const kiln::model::Network &net, Inputs &in) {
+    Var i, x, y, c, n, o;
+    Func params, images;
+    params(i) = in.params(i);
+    images(x, y, c, n) = in.images(x, y, c, n);
+    kiln::pipeline::Graph g = kiln::pipeline::build_inference(net, params, images);
+    Halide::RDom ro(0, int(net.input.classes)), rn(0, kImages);
+    Func log_sum;
+    log_sum(n) = Halide::log(Halide::sum(Halide::exp(g.scores(ro, n))));
+    Func label_score;  // read through a select: autodiff needs bounded accesses
+    label_score(n) = Halide::sum(Halide::select(ro == in.labels(n), g.scores(ro, n), Halide::cast<double>(0)));
+    Func loss;
+    loss() = Halide::cast<double>(0);
+    loss() += (log_sum(rn) - label_score(rn)) / kImages;
+    Halide::Derivative d = Halide::propagate_adjoints(loss);
+    // Every stage and its adjoints stored whole: inlined, they would multiply out
+    // into expressions too large to compile.
+    std::vector<Func> stages = {g.scores, log_sum, label_score};
+    for (const kiln::pipeline::LayerStages &s : g.layers)
+        for (const Func &f : {s.fwd.out, s.fwd.pre, s.fwd.weight, s.fwd.in_padded})
+            if (f.defined()) stages.push_back(f);
+    for (Func f : stages) {
+        f.compute_root();
+        for (int update = -1; update < f.num_update_definitions(); update++) {
+            Func adjoint = d(f, update);
+            if (adjoint.defined()) adjoint.compute_root();
+        }
+    }
+    return d(in.params).realize({int(net.param_count)});
+}
+
+void check_layer(const std::string &layer) {
+    INFO("layer under test: " << layer);
+    const kiln::model::Network net = tiny_network(layer);
+    Inputs in = random_inputs(net, 42);
+    TrainStep step(net, in);
+    Buffer<double> grad(int(net.param_count));
+    step.run(grad);
+
+    // Central differences, every parameter.
+    const double h = 1e-5;
+    Buffer<double> scratch(int(net.param_count));
+    for (int i = 0; i < net.param_count; i++) {
+        const double saved = in.params(i);
+        in.params(i) = saved + h;
+        const double up = step.run(scratch);
+        in.params(i) = saved - h;
+        const double down = step.run(scratch);
+        in.params(i) = saved;
+        const double numeric = (up - down) / (2 * h);
+        INFO("parameter " << i);
+        REQUIRE(std::abs(grad(i) - numeric) <= 1e-6 * std::max(1.0, std::abs(numeric)));
+    }
+
+    const Buffer<double> oracle = halide_autodiff_gradient(net, in);
+    for (int i = 0; i < net.param_count; i++) {
+        INFO("parameter " << i);
+        REQUIRE(std::abs(grad(i) - oracle(i)) <= 1e-9 * std::max(1.0, std::abs(oracle(i))));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("conv adjoint matches finite differences and Halide's autodiff", "[gradients][conv]") {
+    check_layer("type = \"conv\"\nfilters = 2\nkernel = 3\npadding = 1\nactivation = \"relu\"");
+    check_layer("type = \"conv\"\nfilters = 2\nkernel = 3\nstride = 2\nactivation = \"tanh\"");
+    check_layer("type = \"conv\"\nfilters = 3\nkernel = 2\nstride = 2\npadding = 1\nactivation = \"sigmoid\"");
+    check_layer("type = \"conv\"\nfilters = 1\nkernel = 1");
+}
+
+TEST_CASE("maxpool adjoint matches finite differences and Halide's autodiff", "[gradients][maxpool]") {
+    check_layer("type = \"maxpool\"\nsize = 2");
+    check_layer("type = \"maxpool\"\nsize = 3\nstride = 1");
+    check_layer("type = \"maxpool\"\nsize = 2\nstride = 3");
+}
+
+TEST_CASE("avgpool adjoint matches finite differences and Halide's autodiff", "[gradients][avgpool]") {
+    check_layer("type = \"avgpool\"\nsize = 2");
+    check_layer("type = \"avgpool\"\nsize = 3\nstride = 2");
+}
+
+TEST_CASE("dense adjoint matches finite differences and Halide's autodiff", "[gradients][dense]") {
+    check_layer("type = \"dense\"\nunits = 5\nactivation = \"relu\"");
+    check_layer("type = \"dense\"\nunits = 4\nactivation = \"sigmoid\"");
+    check_layer("type = \"dense\"\nunits = 17\nactivation = \"tanh\"");  // more units than a vector
+}
+
+TEST_CASE("maxpool sends a tied window's gradient to its first maximum only", "[gradients][maxpool]") {
+    const kiln::model::Network net = tiny_network("type = \"maxpool\"\nsize = 2");
+    const kiln::model::Layer &pool = net.layers[1];
+    Var x, y, c, n;
+    Func flat;  // every input equal: each window is a four-way tie
+    flat(x, y, c, n) = Halide::cast<double>(1);
+    kiln::layers::Forward fwd = kiln::layers::pool_forward(pool, flat);
+    Func ones;
+    ones(x, y, c, n) = Halide::cast<double>(1);
+    kiln::layers::Backward bwd = kiln::layers::pool_backward(pool, {flat, fwd, ones, 1, true});
+    Buffer<double> d_in = bwd.d_in.realize({int(pool.in.width), int(pool.in.height), 1, 1});
+    for (int yy = 0; yy < d_in.height(); yy++)
+        for (int xx = 0; xx < d_in.width(); xx++) {
+            const bool first_of_window = xx % 2 == 0 && yy % 2 == 0 && xx / 2 < pool.out.width && yy / 2 < pool.out.height;
+            INFO("x " << xx << " y " << yy);
+            REQUIRE(d_in(xx, yy, 0, 0) == (first_of_window ? 1.0 : 0.0));
+        }
+}
