@@ -7,10 +7,19 @@ namespace {
 
 using Halide::Runtime::Buffer;
 
+// Halide's default error handler aborts the process; keep the message instead and
+// report it as an exception from the call that failed.
+thread_local std::string last_halide_error;
+
+void keep_halide_error(void *, const char *message) {
+    last_halide_error = message;
+    while (!last_halide_error.empty() && last_halide_error.back() == '\n') last_halide_error.pop_back();
+}
+
 void check(int code, const model::Network &net, const char *pipeline) {
     if (code != 0)
         throw std::runtime_error(net.name + ": error: the " + pipeline + " pipeline failed (Halide error " +
-                                 std::to_string(code) + ")");
+                                 std::to_string(code) + "): " + last_halide_error);
 }
 
 // Halide's buffers take non-const pointers; the pipelines never write their inputs.
@@ -22,7 +31,9 @@ Buffer<float> image_buffer(const model::Network &net, const float *images, int n
 }  // namespace
 
 CompiledModel::CompiledModel(const CompiledNetwork &entry)
-    : entry_(entry), net_(model::parse_network(entry.toml, entry.file)) {}
+    : entry_(entry), net_(model::parse_network(entry.toml, entry.file)) {
+    halide_set_error_handler(keep_halide_error);
+}
 
 void CompiledModel::forward(const float *params, const float *images, int n, float *scores) const {
     Buffer<float> p(const_cast<float *>(params), int(net_.param_count));

@@ -98,11 +98,18 @@ private:
     std::string path_;
 };
 
+// The learning rate for step `step` of `steps` in the whole run.
+double learning_rate_at(const model::TrainSettings &s, int64_t step, int64_t steps) {
+    if (s.lr_schedule == "cosine") return s.learning_rate * 0.5 * (1 + std::cos(M_PI * double(step) / double(steps)));
+    return s.learning_rate;
+}
+
 std::map<std::string, std::string> settings_metadata(const model::TrainSettings &s) {
     return {{"seed", std::to_string(s.seed)},
             {"batch", std::to_string(s.batch)},
             {"optimizer", s.optimizer},
             {"learning_rate", fmt::format("{}", s.learning_rate)},
+            {"lr_schedule", s.lr_schedule},
             {"momentum", fmt::format("{}", s.momentum)},
             {"weight_decay", fmt::format("{}", s.weight_decay)},
             {"epochs", std::to_string(s.epochs)}};
@@ -180,7 +187,8 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
     std::vector<float> grad(result.params.size());
     std::vector<int32_t> batch_labels(size_t(s.batch));
     const auto start = Clock::now();
-    result.test = {};
+    const int64_t steps_per_epoch = (train_set.count + s.batch - 1) / s.batch;
+    int64_t step = (first_epoch - 1) * steps_per_epoch;
     for (int64_t epoch = first_epoch; epoch <= s.epochs; epoch++) {
         const std::vector<int64_t> order = epoch_order(train_set.count, uint64_t(s.seed), epoch);
         const auto epoch_start = Clock::now();
@@ -202,7 +210,7 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
                     epoch, loss));
             loss_sum += double(loss) * n;
             for (int i = 0; i < n; i++) correct += argmax(scores.data() + size_t(i) * classes, classes) == batch_labels[size_t(i)];
-            optimizer.step(result.params, grad, s.learning_rate);
+            optimizer.step(result.params, grad, learning_rate_at(s, step++, steps_per_epoch * s.epochs));
             const int64_t done = begin + n;
             bar.update(epoch, s.epochs, done, train_set.count, double(done) / seconds_since(epoch_start));
         }

@@ -89,6 +89,9 @@ struct TrainSettings {
     int64_t batch = 64;
     std::string optimizer = "sgd";  // SGD with momentum
     double learning_rate = 0.05;
+    // "constant", or "cosine": per step from learning_rate down to 0 at the last
+    // step, lr * (1 + cos(pi * step / steps)) / 2
+    std::string lr_schedule = "constant";
     double momentum = 0.9;
     double weight_decay = 0.0;
     int64_t seed = 1;

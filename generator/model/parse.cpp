@@ -428,7 +428,8 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     const toml::table none;
     TableReader r(ctx, t ? *t : none, "[train]: ");
     r.allow_only(
-        {"epochs", "batch", "optimizer", "learning_rate", "momentum", "weight_decay", "seed"});
+        {"epochs", "batch", "optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
+         "seed"});
     TrainSettings s;
     s.epochs = r.integer("epochs", 1, Limits::max_epochs, s.epochs);
     s.batch = r.integer("batch", 1, Limits::max_batch, s.batch);
@@ -438,6 +439,10 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
                                            "now), got {}",
                                            quote(s.optimizer)));
     s.learning_rate = r.number("learning_rate", s.learning_rate, positive, "a positive number");
+    s.lr_schedule = r.string("lr_schedule", s.lr_schedule);
+    if (s.lr_schedule != "constant" && s.lr_schedule != "cosine")
+        r.fail_at("lr_schedule", fmt::format("'lr_schedule' must be \"constant\" or \"cosine\", got {}",
+                                             quote(s.lr_schedule)));
     s.momentum = r.number("momentum", s.momentum, unit_interval, "a number in [0, 1)");
     s.weight_decay =
         r.number("weight_decay", s.weight_decay, non_negative, "a non-negative number");
