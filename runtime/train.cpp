@@ -234,6 +234,7 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
         ck.metadata = settings_metadata(s);
         save_checkpoint(checkpoint_path, net, ck);
         result.epochs = epoch;
+        if (opts.after_epoch && !opts.after_epoch(epoch)) break;
     }
     return result;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ struct TrainOptions {
     std::string out_dir;            // checkpoint.safetensors and metrics.csv go here
     std::string resume;             // a checkpoint to continue from, or ""
     bool progress = true;           // a progress bar on stderr within each epoch
+    // Called after each epoch's checkpoint is written; returning false stops the
+    // run there, as an interruption would.
+    std::function<bool(int64_t epoch)> after_epoch;
 };
 
 struct TrainResult {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The kiln command as a user meets it: every bad input gets one clear line on
+# stderr naming the file (and line and column where there is one) and a non-zero
+# exit; good input works. Usage: cli_test.sh KILN NETWORKS_DIR MNIST_DIR
+set -u
+kiln=$1 networks=$2 mnist=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+
+# expect NAME EXIT_CODE STDERR_REGEX -- COMMAND...: stderr must be one line matching the
+# pattern, or empty when the pattern is "".
+expect() {
+    local name=$1 code=$2 pattern=$3
+    shift 4
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    local lines
+    lines=$(wc -l <"$tmp/err")
+    local stderr_ok
+    if [ -z "$pattern" ]; then [ ! -s "$tmp/err" ] && stderr_ok=1 || stderr_ok=0
+    else grep -Eq -- "$pattern" "$tmp/err" && [ "$lines" -le 1 ] && stderr_ok=1 || stderr_ok=0; fi
+    if [ "$got" -eq "$code" ] && [ "$stderr_ok" -eq 1 ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL: $name (exit $got, want $code; stderr: $(head -c 400 "$tmp/err"))"
+    fi
+}
+
+printf '[input]\nwidth = 28\nheight = 28\nchannels = 1\nclasses = 10\n[[layer]]\ntype = "dense"\nunits = [10\n' >"$tmp/syntax.toml"
+printf '[input]\nwidth = 28\nheight = 28\nchannels = 1\nclasses = 10\n[[layer]]\ntype = "dense"\nunits = 9\n' >"$tmp/classes.toml"
+printf '[input]\nwidth = 28\nheight = 28\nchannels = 1\nclasses = 10\n[[layer]]\ntype = "conv"\nfiltres = 3\n' >"$tmp/key.toml"
+: >"$tmp/empty.toml"
+mkdir "$tmp/nodata"
+head -c 1000 "$mnist/t10k-images-idx3-ubyte" >"$tmp/t10k-images-idx3-ubyte"
+cp "$mnist/t10k-labels-idx1-ubyte" "$tmp/"
+printf 'not a checkpoint' >"$tmp/bad.safetensors"
+
+expect "check accepts lenet5" 0 "" -- "$kiln" check "$networks/lenet5.toml"
+expect "check: TOML syntax error" 1 "syntax.toml:8:[0-9]+: error:" -- "$kiln" check "$tmp/syntax.toml"
+expect "check: last layer does not match classes" 1 "classes.toml:8:[0-9]+: error: .*classes" -- "$kiln" check "$tmp/classes.toml"
+expect "check: unknown key" 1 "key.toml:8:1: error: .*filtres" -- "$kiln" check "$tmp/key.toml"
+expect "check: empty file" 1 "empty.toml.*error" -- "$kiln" check "$tmp/empty.toml"
+expect "check: missing file" 1 "nope.toml: error" -- "$kiln" check "$tmp/nope.toml"
+expect "train: unknown network" 2 "no network named 'nope'" -- "$kiln" train nope
+expect "train: bad flag value" 2 "--batch" -- "$kiln" train lenet5 --batch 0
+expect "train: unknown flag" 2 "--bogus" -- "$kiln" train lenet5 --bogus
+expect "train: missing data" 1 "nodata/train-images-idx3-ubyte: error" -- "$kiln" train lenet5 --data "$tmp/nodata" --out "$tmp/run"
+expect "eval: corrupt checkpoint" 1 "bad.safetensors: error" -- "$kiln" eval lenet5 --checkpoint "$tmp/bad.safetensors" --data "$mnist"
+expect "eval: missing checkpoint" 1 "none.safetensors: error" -- "$kiln" eval lenet5 --checkpoint "$tmp/none.safetensors" --data "$mnist"
+
+# A real short run, then its checkpoint through eval, and through eval of another network.
+expect "train: short run" 0 "" -- "$kiln" train lenet5 --epochs 1 --limit-train 2000 --limit-test 1000 --no-progress --data "$mnist" --out "$tmp/run"
+accuracy_line=$(grep -Eo 'test accuracy [0-9.]+%' "$tmp/out")
+expect "eval: json" 0 "" -- "$kiln" eval lenet5 --checkpoint "$tmp/run/checkpoint.safetensors" --data "$mnist" --limit-test 1000 --json
+json_accuracy=$(grep -Eo '"accuracy":[0-9.e-]+' "$tmp/out" | cut -d: -f2)
+if [ -n "$json_accuracy" ] && [ "$(awk -v a="$json_accuracy" 'BEGIN { printf "test accuracy %.2f%%", 100 * a }')" = "$accuracy_line" ]; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1)); echo "FAIL: eval --json accuracy ($json_accuracy) disagrees with train ($accuracy_line)"
+fi
+expect "eval: checkpoint of another network" 1 "is for network 'lenet5'.*not 'mlp'" -- "$kiln" eval mlp --checkpoint "$tmp/run/checkpoint.safetensors" --data "$mnist"
+expect "eval: truncated test images" 1 "t10k-images-idx3-ubyte: error" -- "$kiln" eval lenet5 --checkpoint "$tmp/run/checkpoint.safetensors" --data "$tmp"
+expect "list names every network" 0 "" -- "$kiln" list
+for n in lenet5 vgg-mini logistic mlp; do
+    grep -q "^$n " "$tmp/out" || { failed=$((failed + 1)); echo "FAIL: kiln list lacks $n"; }
+done
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,335 @@
+// The reference training step: naive loops in double precision, one function per
+// layer kind and direction, written from the definitions in model/network.h.
+//
+// Dimension letters:
+//   N images in the batch, C input channels, H/W input rows/columns,
+//   O output channels (conv) or units (dense), OH/OW output rows/columns,
+//   K kernel or pool window size, S stride, P zero padding, L classes.
+//   Loop variables: n image, c input channel, o output channel, y/x input row/column,
+//   oy/ox output row/column, ky/kx offset inside a kernel or window.
+// Every activation and every activation gradient is a Tensor [N, C, H, W], row-major;
+// a dense layer's output is [N, O, 1, 1]. d_X is the gradient of the loss w.r.t. X.
+#include "reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <utility>
+
+namespace kiln::reference {
+namespace {
+
+using model::Activation;
+using model::Layer;
+using model::LayerKind;
+
+struct Tensor {
+    int64_t N = 0, C = 0, H = 0, W = 0;
+    std::vector<double> v;  // [N, C, H, W]
+
+    Tensor(int64_t n, int64_t c, int64_t h, int64_t w) : N(n), C(c), H(h), W(w), v(size_t(n * c * h * w), 0.0) {}
+    double &at(int64_t n, int64_t c, int64_t y, int64_t x) { return v[size_t(((n * C + c) * H + y) * W + x)]; }
+    double at(int64_t n, int64_t c, int64_t y, int64_t x) const { return v[size_t(((n * C + c) * H + y) * W + x)]; }
+};
+
+// ---- activations ----------------------------------------------------------------
+
+double activate(Activation a, double pre) {
+    switch (a) {
+    case Activation::none: return pre;
+    case Activation::relu: return pre > 0 ? pre : 0.0;
+    case Activation::tanh: return std::tanh(pre);
+    case Activation::sigmoid: return 1.0 / (1.0 + std::exp(-pre));
+    }
+    throw std::logic_error("unknown activation");
+}
+
+// d activate(pre) / d pre. ReLU's derivative at 0 is taken as 0, as PyTorch does.
+double activation_derivative(Activation a, double pre) {
+    switch (a) {
+    case Activation::none: return 1.0;
+    case Activation::relu: return pre > 0 ? 1.0 : 0.0;
+    case Activation::tanh: return 1.0 - std::tanh(pre) * std::tanh(pre);
+    case Activation::sigmoid: {
+        double s = 1.0 / (1.0 + std::exp(-pre));
+        return s * (1.0 - s);
+    }
+    }
+    throw std::logic_error("unknown activation");
+}
+
+Tensor activation_forward(Activation a, const Tensor &pre /* [N, O, OH, OW] */) {
+    Tensor out = pre;  // [N, O, OH, OW]
+    for (double &x : out.v) x = activate(a, x);
+    return out;
+}
+
+Tensor activation_backward(Activation a, const Tensor &pre /* [N, O, OH, OW] */, const Tensor &d_out /* same */) {
+    Tensor d_pre = d_out;  // [N, O, OH, OW]
+    for (size_t i = 0; i < d_pre.v.size(); i++) d_pre.v[i] *= activation_derivative(a, pre.v[i]);
+    return d_pre;
+}
+
+// ---- conv: weight [O, C, K, K], bias [O] ---------------------------------------------
+//   pre[n, o, oy, ox] = bias[o] + sum_{c, ky, kx} weight[o, c, ky, kx] * in[n, c, oy*S + ky - P, ox*S + kx - P]
+// with the input read as zero outside [0, H) x [0, W).
+
+double conv_weight(const double *w, const Layer &l, int64_t o, int64_t c, int64_t ky, int64_t kx) {
+    const int64_t C = l.in.channels, K = l.conv().kernel;
+    return w[((o * C + c) * K + ky) * K + kx];
+}
+
+Tensor conv_forward(const Layer &l, const double *w, const double *b, const Tensor &in /* [N, C, H, W] */) {
+    const int64_t K = l.conv().kernel, S = l.conv().stride, P = l.conv().padding;
+    Tensor pre(in.N, l.out.channels, l.out.height, l.out.width);  // [N, O, OH, OW]
+    for (int64_t n = 0; n < pre.N; n++)
+        for (int64_t o = 0; o < pre.C; o++)
+            for (int64_t oy = 0; oy < pre.H; oy++)
+                for (int64_t ox = 0; ox < pre.W; ox++) {
+                    double sum = b[o];
+                    for (int64_t c = 0; c < in.C; c++)
+                        for (int64_t ky = 0; ky < K; ky++)
+                            for (int64_t kx = 0; kx < K; kx++) {
+                                const int64_t y = oy * S + ky - P, x = ox * S + kx - P;
+                                if (y < 0 || y >= in.H || x < 0 || x >= in.W) continue;  // zero padding
+                                sum += conv_weight(w, l, o, c, ky, kx) * in.at(n, c, y, x);
+                            }
+                    pre.at(n, o, oy, ox) = sum;
+                }
+    return pre;
+}
+
+// Adds into d_w [O, C, K, K] and d_b [O]; returns d_in [N, C, H, W].
+Tensor conv_backward(const Layer &l, const double *w, const Tensor &in /* [N, C, H, W] */,
+                     const Tensor &d_pre /* [N, O, OH, OW] */, double *d_w, double *d_b) {
+    const int64_t C = in.C, K = l.conv().kernel, S = l.conv().stride, P = l.conv().padding;
+    Tensor d_in(in.N, in.C, in.H, in.W);  // [N, C, H, W]
+    for (int64_t n = 0; n < d_pre.N; n++)
+        for (int64_t o = 0; o < d_pre.C; o++)
+            for (int64_t oy = 0; oy < d_pre.H; oy++)
+                for (int64_t ox = 0; ox < d_pre.W; ox++) {
+                    const double g = d_pre.at(n, o, oy, ox);
+                    d_b[o] += g;
+                    for (int64_t c = 0; c < C; c++)
+                        for (int64_t ky = 0; ky < K; ky++)
+                            for (int64_t kx = 0; kx < K; kx++) {
+                                const int64_t y = oy * S + ky - P, x = ox * S + kx - P;
+                                if (y < 0 || y >= in.H || x < 0 || x >= in.W) continue;
+                                d_w[((o * C + c) * K + ky) * K + kx] += g * in.at(n, c, y, x);
+                                d_in.at(n, c, y, x) += g * conv_weight(w, l, o, c, ky, kx);
+                            }
+                }
+    return d_in;
+}
+
+// ---- maxpool and avgpool: K x K windows at stride S, no padding -----------------------
+//   max: out[n, c, oy, ox] = max_{ky, kx} in[n, c, oy*S + ky, ox*S + kx]
+//   avg: out[n, c, oy, ox] = mean_{ky, kx} in[n, c, oy*S + ky, ox*S + kx]
+
+Tensor maxpool_forward(const Layer &l, const Tensor &in /* [N, C, H, W] */) {
+    const int64_t K = l.pool().size, S = l.pool().stride;
+    Tensor out(in.N, in.C, l.out.height, l.out.width);  // [N, C, OH, OW]
+    for (int64_t n = 0; n < out.N; n++)
+        for (int64_t c = 0; c < out.C; c++)
+            for (int64_t oy = 0; oy < out.H; oy++)
+                for (int64_t ox = 0; ox < out.W; ox++) {
+                    double best = in.at(n, c, oy * S, ox * S);
+                    for (int64_t ky = 0; ky < K; ky++)
+                        for (int64_t kx = 0; kx < K; kx++) best = std::max(best, in.at(n, c, oy * S + ky, ox * S + kx));
+                    out.at(n, c, oy, ox) = best;
+                }
+    return out;
+}
+
+// Each window's gradient goes to its FIRST maximum in row-major (ky, kx) order.
+Tensor maxpool_backward(const Layer &l, const Tensor &in /* [N, C, H, W] */, const Tensor &d_out /* [N, C, OH, OW] */) {
+    const int64_t K = l.pool().size, S = l.pool().stride;
+    Tensor d_in(in.N, in.C, in.H, in.W);  // [N, C, H, W]
+    for (int64_t n = 0; n < d_out.N; n++)
+        for (int64_t c = 0; c < d_out.C; c++)
+            for (int64_t oy = 0; oy < d_out.H; oy++)
+                for (int64_t ox = 0; ox < d_out.W; ox++) {
+                    int64_t best_y = oy * S, best_x = ox * S;
+                    for (int64_t ky = 0; ky < K; ky++)
+                        for (int64_t kx = 0; kx < K; kx++) {
+                            const int64_t y = oy * S + ky, x = ox * S + kx;
+                            if (in.at(n, c, y, x) > in.at(n, c, best_y, best_x)) best_y = y, best_x = x;  // strict: first wins
+                        }
+                    d_in.at(n, c, best_y, best_x) += d_out.at(n, c, oy, ox);
+                }
+    return d_in;
+}
+
+Tensor avgpool_forward(const Layer &l, const Tensor &in /* [N, C, H, W] */) {
+    const int64_t K = l.pool().size, S = l.pool().stride;
+    Tensor out(in.N, in.C, l.out.height, l.out.width);  // [N, C, OH, OW]
+    for (int64_t n = 0; n < out.N; n++)
+        for (int64_t c = 0; c < out.C; c++)
+            for (int64_t oy = 0; oy < out.H; oy++)
+                for (int64_t ox = 0; ox < out.W; ox++) {
+                    double sum = 0;
+                    for (int64_t ky = 0; ky < K; ky++)
+                        for (int64_t kx = 0; kx < K; kx++) sum += in.at(n, c, oy * S + ky, ox * S + kx);
+                    out.at(n, c, oy, ox) = sum / double(K * K);
+                }
+    return out;
+}
+
+Tensor avgpool_backward(const Layer &l, const Tensor &in /* [N, C, H, W] */, const Tensor &d_out /* [N, C, OH, OW] */) {
+    const int64_t K = l.pool().size, S = l.pool().stride;
+    Tensor d_in(in.N, in.C, in.H, in.W);  // [N, C, H, W]
+    for (int64_t n = 0; n < d_out.N; n++)
+        for (int64_t c = 0; c < d_out.C; c++)
+            for (int64_t oy = 0; oy < d_out.H; oy++)
+                for (int64_t ox = 0; ox < d_out.W; ox++)
+                    for (int64_t ky = 0; ky < K; ky++)
+                        for (int64_t kx = 0; kx < K; kx++)
+                            d_in.at(n, c, oy * S + ky, ox * S + kx) += d_out.at(n, c, oy, ox) / double(K * K);
+    return d_in;
+}
+
+// ---- dense: weight [O, C*H*W] over the input flattened in (c, y, x) order, bias [O] ----
+//   pre[n, o, 0, 0] = bias[o] + sum_{c, y, x} weight[o, (c*H + y)*W + x] * in[n, c, y, x]
+
+Tensor dense_forward(const Layer &l, const double *w, const double *b, const Tensor &in /* [N, C, H, W] */) {
+    const int64_t D = in.C * in.H * in.W;  // flattened input size
+    Tensor pre(in.N, l.out.channels, 1, 1);  // [N, O, 1, 1]
+    for (int64_t n = 0; n < pre.N; n++)
+        for (int64_t o = 0; o < pre.C; o++) {
+            double sum = b[o];
+            for (int64_t c = 0; c < in.C; c++)
+                for (int64_t y = 0; y < in.H; y++)
+                    for (int64_t x = 0; x < in.W; x++) sum += w[o * D + (c * in.H + y) * in.W + x] * in.at(n, c, y, x);
+            pre.at(n, o, 0, 0) = sum;
+        }
+    return pre;
+}
+
+// Adds into d_w [O, C*H*W] and d_b [O]; returns d_in [N, C, H, W].
+Tensor dense_backward(const double *w, const Tensor &in /* [N, C, H, W] */, const Tensor &d_pre /* [N, O, 1, 1] */,
+                      double *d_w, double *d_b) {
+    const int64_t D = in.C * in.H * in.W;
+    Tensor d_in(in.N, in.C, in.H, in.W);  // [N, C, H, W]
+    for (int64_t n = 0; n < d_pre.N; n++)
+        for (int64_t o = 0; o < d_pre.C; o++) {
+            const double g = d_pre.at(n, o, 0, 0);
+            d_b[o] += g;
+            for (int64_t c = 0; c < in.C; c++)
+                for (int64_t y = 0; y < in.H; y++)
+                    for (int64_t x = 0; x < in.W; x++) {
+                        const int64_t i = (c * in.H + y) * in.W + x;
+                        d_w[o * D + i] += g * in.at(n, c, y, x);
+                        d_in.at(n, c, y, x) += g * w[o * D + i];
+                    }
+        }
+    return d_in;
+}
+
+// ---- loss: mean over the batch of softmax cross-entropy ---------------------------
+//   loss = 1/N sum_n [ log sum_l exp(scores[n, l]) - scores[n, label[n]] ]
+//   d_scores[n, l] = (softmax(scores[n])[l] - [l == label[n]]) / N
+
+double softmax_cross_entropy(const Tensor &scores /* [N, L, 1, 1] */, const int32_t *labels,
+                             Tensor &d_scores /* [N, L, 1, 1] */) {
+    const int64_t N = scores.N, L = scores.C;
+    double loss = 0;
+    for (int64_t n = 0; n < N; n++) {
+        double m = scores.at(n, 0, 0, 0);
+        for (int64_t l = 1; l < L; l++) m = std::max(m, scores.at(n, l, 0, 0));
+        double sum = 0;
+        for (int64_t l = 0; l < L; l++) sum += std::exp(scores.at(n, l, 0, 0) - m);
+        const double log_sum = m + std::log(sum);
+        loss += (log_sum - scores.at(n, labels[n], 0, 0)) / double(N);
+        for (int64_t l = 0; l < L; l++)
+            d_scores.at(n, l, 0, 0) = (std::exp(scores.at(n, l, 0, 0) - log_sum) - (l == labels[n] ? 1.0 : 0.0)) / double(N);
+    }
+    return loss;
+}
+
+// ---- the network ------------------------------------------------------------------
+
+// The output shape from the definitions, checked against the model's own.
+void check_shape(const Layer &l) {
+    model::Shape want;
+    switch (l.kind) {
+    case LayerKind::conv: {
+        const model::ConvSpec &s = l.conv();
+        want = {s.filters, (l.in.height + 2 * s.padding - s.kernel) / s.stride + 1,
+                (l.in.width + 2 * s.padding - s.kernel) / s.stride + 1};
+        break;
+    }
+    case LayerKind::maxpool:
+    case LayerKind::avgpool: {
+        const model::PoolSpec &s = l.pool();
+        want = {l.in.channels, (l.in.height - s.size) / s.stride + 1, (l.in.width - s.size) / s.stride + 1};
+        break;
+    }
+    case LayerKind::dense: want = {l.dense().units, 1, 1}; break;
+    }
+    if (!(want == l.out)) throw std::logic_error("reference: layer " + l.name + " has an unexpected output shape");
+}
+
+// What the backward pass needs of one layer's forward pass.
+struct Saved {
+    Tensor in;   // [N, C, H, W]
+    Tensor pre;  // [N, O, OH, OW] before the activation (conv and dense; empty for pooling)
+};
+
+}  // namespace
+
+ReferenceResult reference_train_step(const model::Network &net, const std::vector<float> &params,
+                                     const float *images, const int32_t *labels, int n) {
+    if (int64_t(params.size()) != net.param_count) throw std::invalid_argument("reference: wrong parameter count");
+    for (int i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= net.input.classes) throw std::invalid_argument("reference: bad label");
+    const std::vector<double> p(params.begin(), params.end());  // [param_count]
+    ReferenceResult r;
+    r.grad.assign(p.size(), 0.0);  // [param_count]
+    auto weight = [&](const Layer &l) { return p.data() + net.params[size_t(l.weight)].offset; };
+    auto bias = [&](const Layer &l) { return p.data() + net.params[size_t(l.bias)].offset; };
+    auto d_weight = [&](const Layer &l) { return r.grad.data() + net.params[size_t(l.weight)].offset; };
+    auto d_bias = [&](const Layer &l) { return r.grad.data() + net.params[size_t(l.bias)].offset; };
+
+    // The input, normalized: [N, C, H, W].
+    const model::InputSpec &spec = net.input;
+    Tensor x(n, spec.channels, spec.height, spec.width);
+    for (size_t i = 0; i < x.v.size(); i++) x.v[i] = (double(images[i]) - spec.mean) / spec.std;
+
+    // Forward.
+    std::vector<Saved> saved;
+    for (const Layer &l : net.layers) {
+        check_shape(l);
+        Saved s{x, Tensor(0, 0, 0, 0)};
+        switch (l.kind) {
+        case LayerKind::conv: s.pre = conv_forward(l, weight(l), bias(l), x); break;
+        case LayerKind::dense: s.pre = dense_forward(l, weight(l), bias(l), x); break;
+        case LayerKind::maxpool: x = maxpool_forward(l, x); break;
+        case LayerKind::avgpool: x = avgpool_forward(l, x); break;
+        }
+        if (l.kind == LayerKind::conv || l.kind == LayerKind::dense) x = activation_forward(l.activation(), s.pre);
+        saved.push_back(std::move(s));
+    }
+    // x is now the scores, [N, L, 1, 1].
+    r.scores = x.v;
+    Tensor d(x.N, x.C, x.H, x.W);  // d_scores, then each layer's d_in in turn
+    r.loss = softmax_cross_entropy(x, labels, d);
+
+    // Backward.
+    for (size_t i = net.layers.size(); i-- > 0;) {
+        const Layer &l = net.layers[i];
+        const Saved &s = saved[i];
+        switch (l.kind) {
+        case LayerKind::conv:
+            d = conv_backward(l, weight(l), s.in, activation_backward(l.activation(), s.pre, d), d_weight(l), d_bias(l));
+            break;
+        case LayerKind::dense:
+            d = dense_backward(weight(l), s.in, activation_backward(l.activation(), s.pre, d), d_weight(l), d_bias(l));
+            break;
+        case LayerKind::maxpool: d = maxpool_backward(l, s.in, d); break;
+        case LayerKind::avgpool: d = avgpool_backward(l, s.in, d); break;
+        }
+    }
+    return r;
+}
+
+}  // namespace kiln::reference

@@ -1,0 +1,24 @@
+// An independent reference for a whole network's training step: plain loops in
+// double precision, written from the layer definitions (network.h), not from the
+// Halide code, so that the compiled pipelines can be checked against it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/network.h"
+
+namespace kiln::reference {
+
+struct ReferenceResult {
+    double loss = 0;             // mean over the batch of softmax cross-entropy
+    std::vector<double> scores;  // n * classes, image-major
+    std::vector<double> grad;    // param_count, the flat layout of net.params
+};
+
+// images: n * C * H * W floats in [0, 1], (n, c, y, x) row-major; labels: n.
+// The input is normalized as (x - mean) / std, as the pipelines do.
+ReferenceResult reference_train_step(const model::Network &net, const std::vector<float> &params,
+                                     const float *images, const int32_t *labels, int n);
+
+}  // namespace kiln::reference

@@ -1,0 +1,199 @@
+// Every compiled network's ahead-of-time pipelines against the independent
+// double-precision reference (reference.cpp), on the first 16 real MNIST training
+// images: the training step's loss, scores and full gradient, the forward pass's
+// scores, and the dynamic batch extent (one image, a partial batch of five).
+//
+// Tolerances (the pipelines compute in float32, eps = 6e-8):
+//   loss    relative error <= 1e-4;
+//   scores  |a - b| <= 1e-3 * max(1, |ref|): a score is a chain of dot products of
+//           up to ~3000 terms per layer, so float32 rounding gives ~1e-6 here;
+//   grad    per parameter tensor, |a - b| <= 1e-4 * max(1e-3, max |ref| over the
+//           tensor): a gradient element sums up to N*OH*OW = 12544 products whose
+//           signs cancel, on top of the rounding carried back through every layer,
+//           so errors of 1e-6..1e-5 of the tensor's largest element are expected;
+//           measuring against the tensor's largest element (not each element's
+//           own value) keeps elements that cancel to almost zero from failing.
+//           The floor of 1e-3 only matters for a tensor whose gradient vanishes.
+//   forward scores against the training step's scores: |a - b| <= 1e-5 * max(1, |s|),
+//           the same computation, possibly scheduled in another summation order.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "compiled.h"
+#include "idx.h"
+#include "init.h"
+#include "reference.h"
+#include "train.h"
+
+namespace {
+
+using kiln::CompiledModel;
+using kiln::model::Network;
+using kiln::reference::ReferenceResult;
+
+constexpr int kImages = 16;
+constexpr uint64_t kSeed = 7;
+constexpr double kLossTolerance = 1e-4, kScoreTolerance = 1e-3, kGradTolerance = 1e-4, kGradFloor = 1e-3;
+constexpr double kRoundingTolerance = 1e-5;
+
+// The first 16 MNIST training images, read once.
+const kiln::Dataset &first_images() {
+    static const kiln::Dataset data = kiln::take_first(kiln::load_mnist(KILN_MNIST_DIR, true), kImages);
+    return data;
+}
+
+kiln::ImageSet images_for(const Network &net) { return kiln::to_image_set(first_images(), net, "mnist"); }
+
+// initial_params(net, 7), optionally with every bias set to small deterministic
+// values in [-0.05, 0.05] instead of zero.
+std::vector<float> test_params(const Network &net, bool perturb_biases) {
+    std::vector<float> p = kiln::initial_params(net, kSeed);
+    if (!perturb_biases) return p;
+    for (size_t t = 0; t < net.params.size(); t++) {
+        const kiln::model::ParamTensor &tensor = net.params[t];
+        if (tensor.shape.size() != 1) continue;  // biases are the 1-D tensors
+        for (int64_t i = 0; i < tensor.count; i++)
+            p[size_t(tensor.offset + i)] = 0.01f * float((i * 7 + int64_t(t) * 3) % 11) - 0.05f;
+    }
+    return p;
+}
+
+struct CompiledResult {
+    float loss = 0;
+    std::vector<float> scores, grad;  // from train_step
+    std::vector<float> forward;       // scores from forward
+};
+
+// Outputs start as NaN, so that an element the pipelines never write is caught.
+CompiledResult run_compiled(const CompiledModel &m, const std::vector<float> &params, const float *images,
+                            const int32_t *labels, int n) {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const size_t classes = size_t(m.net().input.classes);
+    CompiledResult r;
+    r.scores.assign(size_t(n) * classes, nan);
+    r.forward.assign(size_t(n) * classes, nan);
+    r.grad.assign(size_t(m.net().param_count), nan);
+    r.loss = m.train_step(params.data(), images, labels, n, r.scores.data(), r.grad.data());
+    m.forward(params.data(), images, n, r.forward.data());
+    return r;
+}
+
+// Largest error, relative to `scale`, of got against want; NaN counts as infinite.
+double worst_error(const float *got, const double *want, size_t count, double scale) {
+    double worst = 0;
+    for (size_t i = 0; i < count; i++) {
+        const double e = std::abs(double(got[i]) - want[i]) / scale;
+        worst = std::isnan(e) ? std::numeric_limits<double>::infinity() : std::max(worst, e);
+    }
+    return worst;
+}
+
+// The largest errors seen, each relative to what its tolerance scales with.
+struct Errors {
+    double loss = 0, scores = 0, forward = 0, grad = 0;
+    void merge(const Errors &o) {
+        loss = std::max(loss, o.loss), scores = std::max(scores, o.scores);
+        forward = std::max(forward, o.forward), grad = std::max(grad, o.grad);
+    }
+};
+
+// Checks a compiled training step and forward pass against the reference on n images.
+Errors check_against_reference(const CompiledModel &m, const std::vector<float> &params, const float *images,
+                               const int32_t *labels, int n) {
+    const Network &net = m.net();
+    const CompiledResult got = run_compiled(m, params, images, labels, n);
+    const ReferenceResult want = kiln::reference::reference_train_step(net, params, images, labels, n);
+    INFO("network " << net.name << ", " << n << " images");
+    Errors e;
+
+    INFO("loss " << got.loss << ", reference " << want.loss);
+    e.loss = std::abs(got.loss - want.loss) / std::abs(want.loss);
+    CHECK(e.loss <= kLossTolerance);
+
+    for (size_t i = 0; i < want.scores.size(); i++) {
+        const double scale = std::max(1.0, std::abs(want.scores[i]));
+        e.scores = std::max(e.scores, worst_error(&got.scores[i], &want.scores[i], 1, scale));
+        const double train_score = got.scores[i];
+        e.forward = std::max(e.forward, worst_error(&got.forward[i], &train_score, 1, scale));
+    }
+    CHECK(e.scores <= kScoreTolerance);
+    CHECK(e.forward <= kRoundingTolerance);
+
+    for (const kiln::model::ParamTensor &t : net.params) {
+        const double *ref = want.grad.data() + t.offset;
+        double largest = 0;
+        for (int64_t i = 0; i < t.count; i++) largest = std::max(largest, std::abs(ref[i]));
+        const double error = worst_error(got.grad.data() + t.offset, ref, size_t(t.count), std::max(kGradFloor, largest));
+        INFO("gradient of " << t.name << ": largest |reference| " << largest << ", worst error / that " << error);
+        CHECK(error <= kGradTolerance);
+        e.grad = std::max(e.grad, error);
+    }
+    return e;
+}
+
+}  // namespace
+
+TEST_CASE("every network is compiled in") {
+    std::vector<std::string> names;
+    for (const CompiledModel &m : kiln::compiled_models()) names.push_back(m.net().name);
+    for (const char *name : {"lenet5", "vgg-mini", "logistic", "mlp"})
+        CHECK(std::find(names.begin(), names.end(), name) != names.end());
+}
+
+TEST_CASE("each compiled training step and forward pass match the double-precision reference") {
+    for (const CompiledModel &m : kiln::compiled_models()) {
+        const kiln::ImageSet data = images_for(m.net());
+        REQUIRE(data.count == kImages);
+        Errors worst;
+        for (bool perturb : {false, true}) {
+            INFO((perturb ? "perturbed biases" : "initial parameters"));
+            worst.merge(check_against_reference(m, test_params(m.net(), perturb), data.pixels.data(),
+                                                data.labels.data(), kImages));
+        }
+        // One line per network: the largest errors seen, relative to each tolerance's scale.
+        WARN(m.net().name << ": largest errors: loss " << worst.loss << ", scores " << worst.scores
+                          << ", forward vs train scores " << worst.forward << ", gradient " << worst.grad
+                          << " (of its tensor's largest element)");
+    }
+}
+
+TEST_CASE("a batch of one agrees with the first image of a batch of 16") {
+    for (const CompiledModel &m : kiln::compiled_models()) {
+        INFO("network " << m.net().name);
+        const kiln::ImageSet data = images_for(m.net());
+        const std::vector<float> params = test_params(m.net(), true);
+        const CompiledResult one = run_compiled(m, params, data.pixels.data(), data.labels.data(), 1);
+        const CompiledResult all = run_compiled(m, params, data.pixels.data(), data.labels.data(), kImages);
+        for (size_t k = 0; k < one.scores.size(); k++) {
+            CHECK(std::abs(one.scores[k] - all.scores[k]) <= kRoundingTolerance * std::max(1.0f, std::abs(all.scores[k])));
+            CHECK(std::abs(one.forward[k] - all.forward[k]) <= kRoundingTolerance * std::max(1.0f, std::abs(all.forward[k])));
+        }
+        check_against_reference(m, params, data.pixels.data(), data.labels.data(), 1);
+    }
+}
+
+TEST_CASE("a partial last batch of five images works") {
+    for (const CompiledModel &m : kiln::compiled_models()) {
+        INFO("network " << m.net().name);
+        const kiln::ImageSet data = images_for(m.net());
+        const std::vector<float> params = test_params(m.net(), true);
+        const int first = kImages - 5;  // the last five of the 16
+        const size_t image_size = size_t(m.net().input.shape().size()), classes = size_t(m.net().input.classes);
+        const float *images = data.pixels.data() + size_t(first) * image_size;
+        const int32_t *labels = data.labels.data() + first;
+        check_against_reference(m, params, images, labels, 5);
+
+        // The same images' scores as in the whole batch of 16.
+        const CompiledResult five = run_compiled(m, params, images, labels, 5);
+        const CompiledResult all = run_compiled(m, params, data.pixels.data(), data.labels.data(), kImages);
+        for (size_t k = 0; k < five.forward.size(); k++) {
+            const float s = all.forward[size_t(first) * classes + k];
+            CHECK(std::abs(five.forward[k] - s) <= kRoundingTolerance * std::max(1.0f, std::abs(s)));
+        }
+    }
+}
