@@ -3,12 +3,14 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "HalideRuntime.h"
+#include "bench.h"
 #include "checkpoint.h"
 #include "compiled.h"
 #include "idx.h"
@@ -129,6 +131,43 @@ int cmd_eval(const EvalArgs &a) {
     return 0;
 }
 
+struct BenchArgs {
+    std::string network;
+    BenchOptions opts;
+    bool json = false;
+};
+
+int cmd_bench(const BenchArgs &a) {
+    const CompiledModel model = find_model(a.network);
+    const BenchResult r = bench(model, a.opts);
+    const int threads = a.opts.threads > 0 ? a.opts.threads : int(std::thread::hardware_concurrency());
+    if (a.json) {
+        nlohmann::json j = {{"network", model.net().name},
+                            {"batch", a.opts.batch},
+                            {"infer_batch", a.opts.infer_batch},
+                            {"threads", threads},
+                            {"repeats", a.opts.repeats},
+                            {"train_images_per_s", r.train_images_per_s},
+                            {"infer_images_per_s", r.infer_images_per_s},
+                            {"latency_us_batch1", r.latency_us_batch1},
+                            {"train_gflops", r.train_gflops},
+                            {"infer_gflops", r.infer_gflops},
+                            {"mflops_per_image", double(model.net().flops) / 1e6},
+                            {"self_check_max_score_difference", r.max_score_difference}};
+        fmt::print("{}\n", j.dump());
+    } else {
+        fmt::print("{} with {} threads, medians of {} runs (self-check passed: forward and training scores agree "
+                   "within {:.1e})\n",
+                   model.net().name, threads, a.opts.repeats, r.max_score_difference);
+        fmt::print("  training step, batch {:<4} {:>10.0f} images/s  {:7.1f} GFLOP/s (3x forward FLOPs)\n",
+                   a.opts.batch, r.train_images_per_s, r.train_gflops);
+        fmt::print("  inference, batch {:<8} {:>10.0f} images/s  {:7.1f} GFLOP/s\n", a.opts.infer_batch,
+                   r.infer_images_per_s, r.infer_gflops);
+        fmt::print("  inference, batch 1 latency {:>9.1f} us\n", r.latency_us_batch1);
+    }
+    return 0;
+}
+
 int run(int argc, char **argv) {
     CLI::App app{"kiln: ahead-of-time compiled trainers for convolutional networks described in TOML"};
     app.require_subcommand(1);
@@ -160,6 +199,15 @@ int run(int argc, char **argv) {
     eval_cmd->add_option("--threads", e.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
     add_data_options(*eval_cmd, e.data, false);
 
+    BenchArgs b;
+    CLI::App *bench_cmd = app.add_subcommand("bench", "Time the training step, inference and batch-1 latency");
+    bench_cmd->add_option("NETWORK", b.network, "Name of a compiled network")->required();
+    bench_cmd->add_option("--batch", b.opts.batch, "Images per training step")->check(CLI::Range(1, 65536))->capture_default_str();
+    bench_cmd->add_option("--infer-batch", b.opts.infer_batch, "Images per inference call")->check(CLI::Range(1, 65536))->capture_default_str();
+    bench_cmd->add_option("--repeats", b.opts.repeats, "Timed repetitions")->check(CLI::Range(1, 100000))->capture_default_str();
+    bench_cmd->add_option("--threads", b.opts.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+    bench_cmd->add_flag("--json", b.json, "Print one JSON object");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &err) {
@@ -170,6 +218,7 @@ int run(int argc, char **argv) {
     if (app.got_subcommand("list")) return cmd_list();
     if (app.got_subcommand("check")) return cmd_check(check_file);
     if (app.got_subcommand("train")) return cmd_train(t);
+    if (app.got_subcommand("bench")) return cmd_bench(b);
     return cmd_eval(e);
 }
 
