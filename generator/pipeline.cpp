@@ -29,15 +29,24 @@ layers::Backward layer_backward(const model::Network &net, const model::Layer &l
     return {};
 }
 
+// A Halide name for a parameter tensor's loops: "conv1.weight" -> "conv1_weight_r"
+// (Halide reads '.' in loop names as a separator).
+std::string loop_name(const model::ParamTensor &t) {
+    std::string name = t.name + "_r";
+    for (char &ch : name)
+        if (ch == '.') ch = '_';
+    return name;
+}
+
 // Copies a weight gradient d_weight(a, b, c, o) into its place in the flat vector,
 // where element [o, c, b, a] lies at offset + ((o*C + c)*B + b)*A + a.
 void scatter_weight(Func &grad, const model::ParamTensor &t, const Func &d_weight, int A, int B, int C, int O) {
-    RDom r(0, A, 0, B, 0, C, 0, O, t.name + "_r");
+    RDom r(0, A, 0, B, 0, C, 0, O, loop_name(t));
     grad(int(t.offset) + ((r.w * C + r.z) * B + r.y) * A + r.x) = d_weight(r.x, r.y, r.z, r.w);
 }
 
 void scatter_bias(Func &grad, const model::ParamTensor &t, const Func &d_bias) {
-    RDom r(0, int(t.count), t.name + "_r");
+    RDom r(0, int(t.count), loop_name(t));
     grad(int(t.offset) + r) = d_bias(r);
 }
 

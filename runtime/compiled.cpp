@@ -1,5 +1,7 @@
 #include "compiled.h"
 
+#include <malloc.h>
+
 #include "HalideBuffer.h"
 
 namespace kiln {
@@ -33,6 +35,11 @@ Buffer<float> image_buffer(const model::Network &net, const float *images, int n
 CompiledModel::CompiledModel(const CompiledNetwork &entry)
     : entry_(entry), net_(model::parse_network(entry.toml, entry.file)) {
     halide_set_error_handler(keep_halide_error);
+    // The pipelines allocate their stages' buffers (megabytes) on every call. By
+    // default glibc maps such blocks fresh and unmaps them on free, so every call
+    // pays page faults on all of them: keep them in the heap instead.
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
 void CompiledModel::forward(const float *params, const float *images, int n, float *scores) const {

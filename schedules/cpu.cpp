@@ -24,57 +24,104 @@ void schedule_spatial(Func f, const Context &ctx) {
     f.compute_root().vectorize(f.args()[0], ctx.vector).parallel(f.args()[3]);
 }
 
+// The largest of 4, 3, 2, 1 dividing `channels`: output channels computed together,
+// so that each input vector loaded serves that many accumulators.
+int channel_block(int64_t channels) {
+    for (int b : {4, 3, 2})
+        if (channels % b == 0) return b;
+    return 1;
+}
+
 void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
     Func out = s.fwd.out, pre = s.fwd.pre;
     Var fx = out.args()[0], fy = out.args()[1], fo = out.args()[2], fn = out.args()[3];
     // The zero border stored once, so the inner loop reads without bounds checks.
     if (s.fwd.in_padded.defined()) schedule_spatial(s.fwd.in_padded, ctx);
-    // Images in parallel; with a single image the output channels take turns instead.
-    Var on("on");
-    out.compute_root().fuse(fo, fn, on).parallel(on).vectorize(fx, ctx.vector);
-    // One output row accumulated at a time, so its vectors stay in registers.
-    pre.compute_at(out, fy).vectorize(pre.args()[0], ctx.vector);
+    // Images and blocks of output channels in parallel (one image still has work for
+    // every core); rows vectorized.
+    Var oo("oo"), oi("oi"), on("on");
+    const int block = channel_block(s.layer->out.channels);
+    out.compute_root()
+        .split(fo, oo, oi, block)
+        .reorder(fx, oi, fy, oo, fn)
+        .fuse(oo, fn, on)
+        .parallel(on)
+        .vectorize(fx, ctx.vector);
+    // One row of `block` channels accumulated at a time: the reduction runs inside,
+    // its accumulators (block x one vector) stay in registers.
+    Var px = pre.args()[0], py = pre.args()[1], po = pre.args()[2];
+    Var xo("xo"), xi("xi");
     std::vector<RVar> r = pre.rvars(0);  // kx, ky, c
-    pre.update().reorder(pre.args()[0], r[0], r[1], r[2], pre.args()[1]).vectorize(pre.args()[0], ctx.vector);
+    pre.compute_at(out, fy).vectorize(px, ctx.vector);
+    pre.update()
+        .split(px, xo, xi, ctx.vector)
+        .reorder(xi, po, r[0], r[1], r[2], xo, py)
+        .vectorize(xi)
+        .unroll(po)
+        .unroll(r[0]);
+}
+
+// A bias gradient (o) summed over (x, y, n) of d_pre: channels in parallel.
+void schedule_bias_gradient(Func db) {
+    db.compute_root();
+    db.update().parallel(db.args()[0]);
 }
 
 void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
     schedule_spatial(s.bwd.d_pre, ctx);
-    Func db = s.bwd.d_bias;
-    db.compute_root();
+    schedule_bias_gradient(s.bwd.d_bias);
 
     // The weight gradient as a matrix product over every output position of every
     // image: per image, its input windows are stored (im2col) with (kx, ky, c)
-    // innermost, and each output channel's gradient accumulates along that fused,
-    // vectorized dimension.
-    // The batch is cut into chunks of kChunk images that run in parallel, each
-    // with its own partial sums (rfactor), added up at the end in a fixed order.
+    // innermost; a tile of (kx, ky, c) vectors x a block of output channels
+    // accumulates in registers over the image's positions. The batch is cut into
+    // chunks of kChunk images that run in parallel, each with its own partial sums
+    // (rfactor), added up at the end in a fixed order.
     Func dw = s.bwd.d_weight, patches = s.bwd.patches;  // (kx, ky, c, o); (kx, ky, c, x, y, n)
     std::vector<RVar> r = dw.rvars(0);  // x, y, n
     RVar chunk("chunk"), image("image");
-    Var u("u"), t("t"), t2("t2");
+    Var u("u"), t("t"), t2("t2"), to("to"), ti("ti"), oo("oo"), oi("oi");
     dw.compute_root();
     dw.update().split(r[2], chunk, image, kChunk);
     Func partial = dw.update().rfactor(chunk, u);  // (kx, ky, c, o, u)
     Var pkx = partial.args()[0], pky = partial.args()[1], pc = partial.args()[2], po = partial.args()[3];
+    const int block = channel_block(s.layer->out.channels);
     partial.compute_root().parallel(u);
     partial.update()
-        .reorder(pkx, pky, pc, r[0], r[1], po, image, u)
         .fuse(pkx, pky, t)
         .fuse(t, pc, t2)
-        .vectorize(t2, ctx.vector, TailStrategy::GuardWithIf)
+        .split(t2, to, ti, ctx.vector, TailStrategy::GuardWithIf)
+        .split(po, oo, oi, block)
+        .reorder(ti, oi, r[0], r[1], to, oo, image, u)
+        .vectorize(ti)
+        .unroll(oi)
         .parallel(u);
     patches.compute_at(partial, image).vectorize(patches.args()[0], ctx.vector, TailStrategy::GuardWithIf);
 
     if (s.bwd.d_in.defined()) {
+        // As the forward pass, with input channels in the place of output channels:
+        // one row of `block` channels accumulated at a time, stored by a wrapper.
         schedule_spatial(s.bwd.d_pre_padded, ctx);
         Func din = s.bwd.d_in;  // (x, y, c, n) summed over kx, ky, o
-        din.compute_root().parallel(din.args()[3]).vectorize(din.args()[0], ctx.vector);
-        std::vector<RVar> k = din.rvars(0);
+        Func stored = din.in();
+        Var sx = stored.args()[0], sy = stored.args()[1], sc = stored.args()[2], sn = stored.args()[3];
+        Var co("co"), ci("ci"), cn("cn"), xo("xo"), xi("xi");
+        const int in_block = channel_block(s.layer->in.channels);
+        stored.compute_root()
+            .split(sc, co, ci, in_block)
+            .reorder(sx, ci, sy, co, sn)
+            .fuse(co, sn, cn)
+            .parallel(cn)
+            .vectorize(sx, ctx.vector);
+        Var dx = din.args()[0], dy = din.args()[1], dc = din.args()[2];
+        std::vector<RVar> k = din.rvars(0);  // kx, ky, o
+        din.compute_at(stored, sy).vectorize(dx, ctx.vector);
         din.update()
-            .reorder(din.args()[0], k[0], k[1], k[2], din.args()[1])
-            .parallel(din.args()[3])
-            .vectorize(din.args()[0], ctx.vector);
+            .split(dx, xo, xi, ctx.vector)
+            .reorder(xi, dc, k[0], k[1], k[2], xo, dy)
+            .vectorize(xi)
+            .unroll(dc)
+            .unroll(k[0]);
     }
 }
 
@@ -98,19 +145,27 @@ void dense_forward(const pipeline::LayerStages &s, const Context &ctx) {
     pre.update().vectorize(pre.args()[2], ctx.vector, kGuard);
 }
 
-// (x, y, c) of a dense layer's input fused into the one contiguous index i, split
-// into vectors ii and their loop io; the stage's other loops go outside io.
-void vectorize_input_index(Halide::Stage stage, const Func &f, const std::vector<Halide::VarOrRVar> &outer,
-                           const Context &ctx) {
-    Var xy("xy"), i("i"), io("io"), ii("ii");
-    stage.fuse(f.args()[0], f.args()[1], xy).fuse(xy, f.args()[2], i).split(i, io, ii, ctx.vector, kGuard).vectorize(ii);
-    std::vector<Halide::VarOrRVar> order = {ii};
-    for (const auto &v : outer) {
-        order.push_back(v);
-        if (order.size() == 2) order.push_back(io);  // io just outside the innermost reduction
-    }
-    if (order.size() == 1) order.push_back(io);
-    stage.reorder(order);
+// A dense layer's gradients are matrix products over the flattened input index i
+// = (c, y, x) fused, which is contiguous in memory: vectors run along i, and a
+// block of `block` rows (units or images) is unrolled so that each vector loaded
+// serves that many accumulators, which stay in registers over the reduction.
+void schedule_dense_product(Func f, const Var &blocked, int block, const Context &ctx) {
+    Var xy("xy"), i("i"), io("io"), ii("ii"), bo("bo"), bi("bi");
+    const RVar r = f.rvars(0)[0];
+    f.compute_root()
+        .fuse(f.args()[0], f.args()[1], xy)
+        .fuse(xy, f.args()[2], i)
+        .vectorize(i, ctx.vector, kGuard)
+        .parallel(blocked);
+    f.update()
+        .fuse(f.args()[0], f.args()[1], xy)
+        .fuse(xy, f.args()[2], i)
+        .split(i, io, ii, ctx.vector, kGuard)
+        .split(blocked, bo, bi, block, kGuard)
+        .reorder(ii, bi, r, io, bo)
+        .vectorize(ii)
+        .unroll(bi)
+        .parallel(bo);
 }
 
 void dense_backward(const pipeline::LayerStages &s, const Context &ctx) {
@@ -118,22 +173,10 @@ void dense_backward(const pipeline::LayerStages &s, const Context &ctx) {
     dp.compute_root();
     Func db = s.bwd.d_bias;
     db.compute_root();
-    Func dw = s.bwd.d_weight;  // (x, y, c, o) summed over n
-    Var wo = dw.args()[3];
-    dw.compute_root();
-    vectorize_input_index(dw, dw, {wo}, ctx);
-    dw.parallel(wo);
-    vectorize_input_index(dw.update(), dw, {dw.rvars(0)[0], wo}, ctx);
-    dw.update().parallel(wo);
-    if (s.bwd.d_in.defined()) {
-        Func din = s.bwd.d_in;  // (x, y, c, n) summed over o
-        Var dn = din.args()[3];
-        din.compute_root();
-        vectorize_input_index(din, din, {dn}, ctx);
-        din.parallel(dn);
-        vectorize_input_index(din.update(), din, {din.rvars(0)[0], dn}, ctx);
-        din.update().parallel(dn);
-    }
+    // d_weight (x, y, c, o) summed over n: blocks of units.
+    schedule_dense_product(s.bwd.d_weight, s.bwd.d_weight.args()[3], 4, ctx);
+    // d_in (x, y, c, n) summed over o: blocks of images.
+    if (s.bwd.d_in.defined()) schedule_dense_product(s.bwd.d_in, s.bwd.d_in.args()[3], 4, ctx);
 }
 
 void schedule_forward_layers(pipeline::Graph &g, const Context &ctx) {
@@ -143,6 +186,23 @@ void schedule_forward_layers(pipeline::Graph &g, const Context &ctx) {
         case LayerKind::maxpool:
         case LayerKind::avgpool: pool_forward(s, ctx); break;
         case LayerKind::dense: dense_forward(s, ctx); break;
+        }
+    }
+}
+
+// The flat gradient's updates copy each tensor's gradient into place: the copy
+// runs along the tensor's innermost dimensions fused, in vectors. Each element is
+// written exactly once (the index is one-to-one in the loop variables), which
+// Halide cannot prove on its own: hence allow_race_conditions, which is safe here.
+void schedule_gradient_copy(Func grad, const Context &ctx) {
+    for (int u = 0; u < grad.num_update_definitions(); u++) {
+        std::vector<RVar> r = grad.rvars(u);
+        if (r.size() == 4) {  // a weight (a, b, c, o): fuse a, b, c
+            RVar ab("ab"), abc("abc");
+            grad.update(u).allow_race_conditions().fuse(r[0], r[1], ab).fuse(ab, r[2], abc).vectorize(
+                abc, ctx.vector, TailStrategy::GuardWithIf);
+        } else {  // a bias (o)
+            grad.update(u).allow_race_conditions().vectorize(r[0], ctx.vector, TailStrategy::GuardWithIf);
         }
     }
 }
@@ -166,6 +226,7 @@ void schedule_training(pipeline::Graph &g, const model::Network &, const Halide:
     g.loss.max_score.compute_root();
     g.loss.log_sum.compute_root();
     g.loss.d_scores.compute_root();
+    schedule_gradient_copy(g.grad, ctx);
     for (const pipeline::LayerStages &s : g.layers) {
         switch (s.layer->kind) {
         case LayerKind::conv: conv_backward(s, ctx); break;

@@ -1,0 +1,238 @@
+#!/usr/bin/python3
+"""Kiln against PyTorch on the same networks, side by side on this machine.
+
+For each network: first a correctness check (a checkpoint from a one-step
+`kiln train` is evaluated by `kiln eval` and by the equivalent torch model on
+the same test images: accuracy must match and the loss agree within 1e-4),
+then `kiln bench` and the same three measurements in PyTorch: a training step,
+batched inference and batch-1 latency, each the median of timed repetitions
+after warm-up. See bench/README.md.
+
+Usage:
+    /usr/bin/python3 bench/compare.py [NETWORK ...] [--threads 2] [--batch 64]
+        [--infer-batch 256] [--repeats 30] [--kiln build/kiln]
+        [--data DIR] [--peak-gflops X] [--json FILE]
+"""
+
+import argparse
+import glob
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+
+# Before torch is imported: its OpenBLAS must not start threads of its own.
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECK_IMAGES = 256
+LOSS_TOLERANCE = 1e-4
+
+spec = importlib.util.spec_from_file_location("torch_check", os.path.join(REPO, "scripts", "torch_check.py"))
+torch_check = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(torch_check)
+
+import torch  # noqa: E402  (after OPENBLAS_NUM_THREADS)
+import torch.nn.functional as F  # noqa: E402
+
+
+def fail(message):
+    print(f"compare: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def run_json(cmd):
+    """Runs a kiln command and returns the JSON object it prints last."""
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        fail(f"{' '.join(cmd)} exited with {p.returncode}: {p.stderr.strip() or p.stdout.strip()}")
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        fail(f"{' '.join(cmd)} printed no JSON: {p.stdout.strip()}")
+    return json.loads(lines[-1])
+
+
+def network_file(name):
+    """networks/NAME.toml, else the file whose [network] name is NAME."""
+    direct = os.path.join(REPO, "networks", f"{name}.toml")
+    if os.path.isfile(direct):
+        return direct
+    for path in sorted(glob.glob(os.path.join(REPO, "networks", "*.toml"))):
+        try:
+            if torch_check.load_network(path)["name"] == name:
+                return path
+        except torch_check.CheckError:
+            pass
+    fail(f"no network file for '{name}' in {os.path.join(REPO, 'networks')}")
+
+
+def check(args, name, net):
+    """Kiln and torch compute the same function: same accuracy, loss within LOSS_TOLERANCE."""
+    with tempfile.TemporaryDirectory(prefix="kiln-compare-") as out:
+        common = ["--threads", str(args.threads), "--data", args.data, "--limit-test", str(CHECK_IMAGES)]
+        p = subprocess.run([args.kiln, "train", name, "--epochs", "1", "--limit-train", str(args.batch),
+                            "--batch", str(args.batch), "--out", out, "--no-progress"] + common,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            fail(f"kiln train {name}: {p.stderr.strip() or p.stdout.strip()}")
+        ckpt = os.path.join(out, "checkpoint.safetensors")
+        kiln = run_json([args.kiln, "eval", name, "--checkpoint", ckpt, "--json"] + common)
+        model = torch_check.build_model(net)
+        _, hash_ok = torch_check.load_checkpoint(model, net, ckpt)
+    images, labels = torch_check.load_mnist_test(args.data, net)
+    ours = torch_check.evaluate(model, net, images[:CHECK_IMAGES], labels[:CHECK_IMAGES])
+    diff = abs(kiln["loss"] - ours["loss"])
+    ok = kiln["images"] == ours["images"] and kiln["correct"] == ours["correct"] and diff <= LOSS_TOLERANCE
+    print(f"{name}: check on {ours['images']} test images: Kiln {kiln['correct']} correct, loss "
+          f"{kiln['loss']:.6f}; PyTorch {ours['correct']} correct, loss {ours['loss']:.6f}; "
+          f"|loss difference| {diff:.1e} -> {'OK' if ok else 'MISMATCH'}"
+          + ("" if hash_ok else " (warning: network hash differs)"))
+    return ok, {"images": ours["images"], "kiln_correct": kiln["correct"], "kiln_loss": kiln["loss"],
+                "torch_correct": ours["correct"], "torch_loss": ours["loss"],
+                "loss_difference": diff, "hash_ok": hash_ok, "ok": ok}
+
+
+def median_seconds(call, repeats, warmup=5):
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def torch_bench(args, net, path):
+    with open(path, "rb") as f:
+        train = tomllib.load(f).get("train", {})
+    i = net["input"]
+    shape = (i["channels"], i["height"], i["width"])
+    model = torch_check.build_model(net)
+    # As `kiln bench`: a tiny rate keeps the weights sane; momentum and weight decay from [train].
+    sgd = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=train.get("momentum", 0.9),
+                          weight_decay=train.get("weight_decay", 0.0))
+    x = torch.rand(args.batch, *shape)
+    y = torch.arange(args.batch) % i["classes"]
+
+    def step():
+        sgd.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        sgd.step()
+
+    model.train()
+    train_s = median_seconds(step, args.repeats)
+    model.eval()
+    xi, x1 = torch.rand(args.infer_batch, *shape), torch.rand(1, *shape)
+    with torch.inference_mode():
+        infer_s = median_seconds(lambda: model(xi), args.repeats)
+        latency_s = median_seconds(lambda: model(x1), 10 * args.repeats, warmup=20)
+    return {"train_images_per_s": args.batch / train_s, "infer_images_per_s": args.infer_batch / infer_s,
+            "latency_us_batch1": latency_s * 1e6}
+
+
+def default_kiln():
+    """build/kiln (where the build puts it), else build/runtime/kiln (where older builds did)."""
+    for path in (os.path.join(REPO, "build", "kiln"), os.path.join(REPO, "build", "runtime", "kiln")):
+        if os.access(path, os.X_OK):
+            return path
+    return os.path.join(REPO, "build", "kiln")
+
+
+def machine(threads):
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": threads,
+            "python": platform.python_version()}
+
+
+def table(results, peak):
+    rows = []
+    for r in results:
+        k, t = r["kiln"], r["torch"]
+        flops_train = k["train_gflops"] / k["train_images_per_s"]  # GFLOP per training image, Kiln's count
+        flops_infer = k["infer_gflops"] / k["infer_images_per_s"]
+        for label, kv, tv, ratio, fmt in (
+                ("train images/s", k["train_images_per_s"], t["train_images_per_s"], None, "{:.0f}"),
+                ("infer images/s", k["infer_images_per_s"], t["infer_images_per_s"], None, "{:.0f}"),
+                ("batch-1 latency µs", k["latency_us_batch1"], t["latency_us_batch1"],
+                 t["latency_us_batch1"] / k["latency_us_batch1"], "{:.1f}"),
+                ("train GFLOP/s", k["train_gflops"], t["train_images_per_s"] * flops_train, None, "{:.2f}"),
+                ("infer GFLOP/s", k["infer_gflops"], t["infer_images_per_s"] * flops_infer, None, "{:.2f}")):
+            rows.append([r["network"], label, fmt.format(kv), fmt.format(tv), f"{ratio or kv / tv:.2f}"])
+            if peak and "GFLOP/s" in label:
+                rows.append([r["network"], label.replace("GFLOP/s", "% of peak"), f"{100 * kv / peak:.1f}",
+                             f"{100 * tv / peak:.1f}", ""])
+    head = ["network", "measure", "Kiln", "PyTorch", "speedup"]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    line = lambda cells: "  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths)))
+    print(line(head))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row))
+    print("speedup: Kiln/PyTorch for throughput, PyTorch/Kiln for latency: above 1 means Kiln is faster.")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("networks", nargs="*", metavar="NETWORK", default=["lenet5", "vgg-mini"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=64, help="images per training step")
+    ap.add_argument("--infer-batch", type=int, default=256, help="images per inference call")
+    ap.add_argument("--repeats", type=int, default=30, help="timed repetitions (batch-1 latency: 10x)")
+    ap.add_argument("--kiln", default=default_kiln(), help="the kiln binary (default: build/kiln)")
+    ap.add_argument("--data", default=os.environ.get("KILN_DATA") or os.path.join(REPO, "data", "mnist"),
+                    help="MNIST folder for the correctness check")
+    ap.add_argument("--peak-gflops", type=float, help="the machine's peak GFLOP/s at --threads")
+    ap.add_argument("--json", metavar="FILE", help="write all numbers to FILE")
+    args = ap.parse_args()
+    if min(args.threads, args.batch, args.infer_batch, args.repeats) < 1:
+        fail("--threads, --batch, --infer-batch and --repeats must be positive")
+    if not os.access(args.kiln, os.X_OK):
+        fail(f"{args.kiln}: not an executable (build it: ninja -C build kiln)")
+    torch.set_num_threads(args.threads)
+
+    info = machine(args.threads)
+    print(f"machine: {info['cpu']}, {info['cores']} cores; PyTorch {info['torch']}; {args.threads} threads; "
+          f"batch {args.batch}, inference batch {args.infer_batch}, {args.repeats} repeats")
+    results, all_ok = [], True
+    for name in args.networks:
+        try:
+            path = network_file(name)
+            net = torch_check.load_network(path)
+            ok, chk = check(args, name, net)
+        except torch_check.CheckError as e:
+            fail(torch_check.one_line(e))
+        all_ok = all_ok and ok
+        kiln = run_json([args.kiln, "bench", name, "--threads", str(args.threads), "--batch", str(args.batch),
+                         "--infer-batch", str(args.infer_batch), "--repeats", str(args.repeats), "--json"])
+        print(f"{name}: Kiln self-check: forward and training scores differ by at most "
+              f"{kiln['self_check_max_score_difference']:.1e}")
+        results.append({"network": name, "check": chk, "kiln": kiln, "torch": torch_bench(args, net, path)})
+
+    print()
+    table(results, args.peak_gflops)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "settings": {k: v for k, v in vars(args).items() if k != "networks"},
+                       "results": results, "check_ok": all_ok}, f, indent=2)
+            f.write("\n")
+    if not all_ok:
+        print("compare: error: Kiln and PyTorch disagree (see the check lines above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
