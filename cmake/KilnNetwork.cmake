@@ -8,30 +8,35 @@
 
 set(KILN_EMBED_SCRIPT ${CMAKE_CURRENT_LIST_DIR}/embed_file.cmake)
 
+# kiln_add_pipeline(LIBRARY <name> GENERATOR <generator> TOML <file>)
+# One compiled pipeline of a network: a static library with function <name>.
+function(kiln_add_pipeline)
+    cmake_parse_arguments(ARG "" "LIBRARY;GENERATOR;TOML" "" ${ARGN})
+    get_filename_component(toml "${ARG_TOML}" ABSOLUTE)
+    get_property(runtime GLOBAL PROPERTY KILN_HALIDE_RUNTIME)
+    set(use_runtime "")
+    if (runtime)
+        set(use_runtime USE_RUNTIME ${runtime})
+    endif ()
+    add_halide_library(${ARG_LIBRARY} FROM kiln_generator
+                       GENERATOR ${ARG_GENERATOR}
+                       FUNCTION_NAME ${ARG_LIBRARY}
+                       ${use_runtime}
+                       PARAMS network=${toml})
+    # Halide 14's add_halide_library has no DEPENDS: make the generator step
+    # depend on the TOML file, so editing it regenerates exactly this network.
+    add_custom_command(OUTPUT ${ARG_LIBRARY}.h APPEND DEPENDS ${toml})
+    if (NOT runtime)  # the first pipeline's runtime serves them all
+        set_property(GLOBAL PROPERTY KILN_HALIDE_RUNTIME ${ARG_LIBRARY}.runtime)
+    endif ()
+endfunction()
+
 function(kiln_add_network)
     cmake_parse_arguments(ARG "" "NAME;TOML" "" ${ARGN})
     get_filename_component(toml "${ARG_TOML}" ABSOLUTE)
-    get_property(runtime GLOBAL PROPERTY KILN_HALIDE_RUNTIME)
     foreach (kind IN ITEMS forward train)
-        set(lib kiln_${ARG_NAME}_${kind})
-        if (runtime)
-            set(use_runtime USE_RUNTIME ${runtime})
-        else ()
-            set(use_runtime "")
-        endif ()
-        add_halide_library(${lib} FROM kiln_generator
-                           GENERATOR kiln_${kind}
-                           FUNCTION_NAME ${lib}
-                           ${use_runtime}
-                           PARAMS network=${toml})
-        # Halide 14's add_halide_library has no DEPENDS: make the generator step
-        # depend on the TOML file, so editing it regenerates exactly this network.
-        add_custom_command(OUTPUT ${lib}.h APPEND DEPENDS ${toml})
-        if (NOT runtime)
-            set(runtime ${lib}.runtime)
-            set_property(GLOBAL PROPERTY KILN_HALIDE_RUNTIME ${runtime})
-        endif ()
-        set_property(GLOBAL APPEND PROPERTY KILN_NETWORK_LIBRARIES ${lib})
+        kiln_add_pipeline(LIBRARY kiln_${ARG_NAME}_${kind} GENERATOR kiln_${kind} TOML ${toml})
+        set_property(GLOBAL APPEND PROPERTY KILN_NETWORK_LIBRARIES kiln_${ARG_NAME}_${kind})
     endforeach ()
 
     set(embedded ${CMAKE_CURRENT_BINARY_DIR}/kiln_${ARG_NAME}_toml.cpp)
