@@ -9,23 +9,42 @@
 set(KILN_EMBED_SCRIPT ${CMAKE_CURRENT_LIST_DIR}/embed_file.cmake)
 
 # kiln_add_pipeline(LIBRARY <name> GENERATOR <generator> TOML <file>)
-# One compiled pipeline of a network: a static library with function <name>.
+# One compiled pipeline of a network: a static library with function <name>. If
+# schedules/<file stem>.toml exists, its settings schedule the pipeline; its
+# `autoscheduler` key, if any, replaces the hand-written schedule.
 function(kiln_add_pipeline)
     cmake_parse_arguments(ARG "" "LIBRARY;GENERATOR;TOML" "" ${ARGN})
     get_filename_component(toml "${ARG_TOML}" ABSOLUTE)
+    get_filename_component(stem "${toml}" NAME_WE)
     get_property(runtime GLOBAL PROPERTY KILN_HALIDE_RUNTIME)
     set(use_runtime "")
     if (runtime)
         set(use_runtime USE_RUNTIME ${runtime})
     endif ()
+    set(schedule_file ${PROJECT_SOURCE_DIR}/schedules/${stem}.toml)
+    set(schedule_param "")
+    set(autoscheduler "")
+    set(depends ${toml})
+    if (EXISTS ${schedule_file})
+        set(schedule_param schedule=${schedule_file})
+        list(APPEND depends ${schedule_file})
+        # The one key CMake itself reads (the generator validates the whole file).
+        file(STRINGS ${schedule_file} line REGEX "^[ \t]*autoscheduler[ \t]*=")
+        if (line)
+            string(REGEX REPLACE ".*\"([A-Za-z0-9]+)\".*" "\\1" name "${line}")
+            set(autoscheduler AUTOSCHEDULER Halide::${name})
+        endif ()
+    endif ()
     add_halide_library(${ARG_LIBRARY} FROM kiln_generator
                        GENERATOR ${ARG_GENERATOR}
                        FUNCTION_NAME ${ARG_LIBRARY}
                        ${use_runtime}
-                       PARAMS network=${toml})
+                       ${autoscheduler}
+                       PARAMS network=${toml} ${schedule_param})
     # Halide 14's add_halide_library has no DEPENDS: make the generator step
-    # depend on the TOML file, so editing it regenerates exactly this network.
-    add_custom_command(OUTPUT ${ARG_LIBRARY}.h APPEND DEPENDS ${toml})
+    # depend on the network and schedule files, so editing one regenerates
+    # exactly that network.
+    add_custom_command(OUTPUT ${ARG_LIBRARY}.h APPEND DEPENDS ${depends})
     if (NOT runtime)  # the first pipeline's runtime serves them all
         set_property(GLOBAL PROPERTY KILN_HALIDE_RUNTIME ${ARG_LIBRARY}.runtime)
     endif ()

@@ -2,16 +2,45 @@
 //   kiln_forward: params, images -> scores            (inference)
 //   kiln_train:   params, images, labels -> loss, scores, grad  (one training step's gradients)
 // with float64 variants (kiln_forward_f64, kiln_train_f64) for precise gradient checks.
-// The generator parameter `network` names the TOML file.
+// Generator parameters: `network` names the TOML file; `schedule` optionally names
+// a schedule settings file (schedules/settings.h). With auto_schedule=true (an
+// autoscheduler chosen in that file, passed by CMake) the hand-written schedule
+// is left out and the estimates below guide the autoscheduler.
 #include "Halide.h"
 #include "model/network.h"
 #include "pipeline.h"
 #include "schedules/cpu.h"
+#include "schedules/settings.h"
+
+#include <cstdlib>
+#include <iostream>
 
 namespace kiln {
 namespace {
 
 using namespace Halide;
+
+// The network file, or exit with its one-line error: a generator has no better way
+// to report bad input than its exit status.
+model::Network load_or_exit(const std::string &path) {
+    try {
+        return model::load_network(path);
+    } catch (const std::exception &e) {
+        std::cerr << e.what() << "\n";
+        std::exit(1);
+    }
+}
+
+schedules::ScheduleSettings settings_or_exit(const std::string &path) {
+    try {
+        return schedules::load_schedule_settings(path);
+    } catch (const std::exception &e) {
+        std::cerr << e.what() << "\n";
+        std::exit(1);
+    }
+}
+
+constexpr int kEstimatedBatch = 64;
 
 // Fixes the extents a network implies, so that the compiled code knows them and
 // a caller's wrong buffer is refused.
@@ -20,24 +49,30 @@ void constrain_images(In &images, const model::Network &net) {
     images.dim(0).set_bounds(0, int(net.input.width));
     images.dim(1).set_bounds(0, int(net.input.height));
     images.dim(2).set_bounds(0, int(net.input.channels));
+    images.set_estimates({{0, int(net.input.width)}, {0, int(net.input.height)}, {0, int(net.input.channels)},
+                          {0, kEstimatedBatch}});
 }
 
 template <typename T>
 class ForwardGenerator : public Generator<ForwardGenerator<T>> {
 public:
     GeneratorParam<std::string> network{"network", ""};
+    GeneratorParam<std::string> schedule{"schedule", ""};
     GeneratorInput<Buffer<T, 1>> params{"params"};  // (i)
     GeneratorInput<Buffer<T, 4>> images{"images"};  // (x, y, c, n)
     GeneratorOutput<Buffer<T, 2>> scores{"scores"};  // (o, n)
 
     void generate() {
-        const model::Network net = model::load_network(network);
+        const model::Network net = load_or_exit(network);
         pipeline::Graph g = pipeline::build_inference(net, params, images);
         scores = g.scores;
         params.dim(0).set_bounds(0, int(net.param_count));
+        params.set_estimates({{0, int(net.param_count)}});
         constrain_images(images, net);
         scores.dim(0).set_bounds(0, int(net.input.classes));
-        schedules::schedule_inference(g, net, this->get_target());
+        scores.set_estimates({{0, int(net.input.classes)}, {0, kEstimatedBatch}});
+        if (!this->get_auto_schedule())
+            schedules::schedule_inference(g, this->get_target(), settings_or_exit(schedule));
     }
 };
 
@@ -45,6 +80,7 @@ template <typename T>
 class TrainGenerator : public Generator<TrainGenerator<T>> {
 public:
     GeneratorParam<std::string> network{"network", ""};
+    GeneratorParam<std::string> schedule{"schedule", ""};
     GeneratorInput<Buffer<T, 1>> params{"params"};         // (i)
     GeneratorInput<Buffer<T, 4>> images{"images"};         // (x, y, c, n)
     GeneratorInput<Buffer<int32_t, 1>> labels{"labels"};   // (n)
@@ -53,7 +89,7 @@ public:
     GeneratorOutput<Buffer<T, 1>> grad{"grad"};            // (i) d loss / d params
 
     void generate() {
-        const model::Network net = model::load_network(network);
+        const model::Network net = load_or_exit(network);
         Expr batch = images.dim(3).extent();
         pipeline::Graph g = pipeline::build_training(net, params, images, labels, batch);
         loss = g.loss.loss;
@@ -65,7 +101,12 @@ public:
         labels.dim(0).set_bounds(0, batch);
         scores.dim(0).set_bounds(0, int(net.input.classes)).dim(1).set_bounds(0, batch);
         grad.dim(0).set_bounds(0, int(net.param_count));
-        schedules::schedule_training(g, net, this->get_target());
+        params.set_estimates({{0, int(net.param_count)}});
+        labels.set_estimates({{0, kEstimatedBatch}});
+        scores.set_estimates({{0, int(net.input.classes)}, {0, kEstimatedBatch}});
+        grad.set_estimates({{0, int(net.param_count)}});
+        if (!this->get_auto_schedule())
+            schedules::schedule_training(g, this->get_target(), settings_or_exit(schedule));
     }
 };
 

@@ -11,11 +11,9 @@ using Halide::TailStrategy;
 using Halide::Var;
 using model::LayerKind;
 
-constexpr int kChunk = 16;  // images per parallel chunk of a weight-gradient reduction
-
 struct Context {
-    int vector;       // lanes of the pipeline's element type
-    bool training;
+    int vector;  // lanes of the pipeline's element type
+    const ScheduleSettings &settings;
 };
 
 
@@ -24,10 +22,11 @@ void schedule_spatial(Func f, const Context &ctx) {
     f.compute_root().vectorize(f.args()[0], ctx.vector).parallel(f.args()[3]);
 }
 
-// The largest of 4, 3, 2, 1 dividing `channels`: output channels computed together,
-// so that each input vector loaded serves that many accumulators.
-int channel_block(int64_t channels) {
-    for (int b : {4, 3, 2})
+// Channels computed together, so that each input vector loaded serves that many
+// accumulators: the largest divisor of `channels` up to the setting (default 4).
+int channel_block(int64_t channels, const Context &ctx) {
+    const int most = ctx.settings.conv_channel_block > 0 ? ctx.settings.conv_channel_block : 4;
+    for (int b = most; b > 1; b--)
         if (channels % b == 0) return b;
     return 1;
 }
@@ -40,7 +39,7 @@ void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
     // Images and blocks of output channels in parallel (one image still has work for
     // every core); rows vectorized.
     Var oo("oo"), oi("oi"), on("on");
-    const int block = channel_block(s.layer->out.channels);
+    const int block = channel_block(s.layer->out.channels, ctx);
     out.compute_root()
         .split(fo, oo, oi, block)
         .reorder(fx, oi, fy, oo, fn)
@@ -75,17 +74,17 @@ void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
     // image: per image, its input windows are stored (im2col) with (kx, ky, c)
     // innermost; a tile of (kx, ky, c) vectors x a block of output channels
     // accumulates in registers over the image's positions. The batch is cut into
-    // chunks of kChunk images that run in parallel, each with its own partial sums
+    // chunks of weight_grad_chunk images that run in parallel, each with its own partial sums
     // (rfactor), added up at the end in a fixed order.
     Func dw = s.bwd.d_weight, patches = s.bwd.patches;  // (kx, ky, c, o); (kx, ky, c, x, y, n)
     std::vector<RVar> r = dw.rvars(0);  // x, y, n
     RVar chunk("chunk"), image("image");
     Var u("u"), t("t"), t2("t2"), to("to"), ti("ti"), oo("oo"), oi("oi");
     dw.compute_root();
-    dw.update().split(r[2], chunk, image, kChunk);
+    dw.update().split(r[2], chunk, image, ctx.settings.weight_grad_chunk);
     Func partial = dw.update().rfactor(chunk, u);  // (kx, ky, c, o, u)
     Var pkx = partial.args()[0], pky = partial.args()[1], pc = partial.args()[2], po = partial.args()[3];
-    const int block = channel_block(s.layer->out.channels);
+    const int block = channel_block(s.layer->out.channels, ctx);
     partial.compute_root().parallel(u);
     partial.update()
         .fuse(pkx, pky, t)
@@ -106,7 +105,7 @@ void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
         Func stored = din.in();
         Var sx = stored.args()[0], sy = stored.args()[1], sc = stored.args()[2], sn = stored.args()[3];
         Var co("co"), ci("ci"), cn("cn"), xo("xo"), xi("xi");
-        const int in_block = channel_block(s.layer->in.channels);
+        const int in_block = channel_block(s.layer->in.channels, ctx);
         stored.compute_root()
             .split(sc, co, ci, in_block)
             .reorder(sx, ci, sy, co, sn)
@@ -174,9 +173,9 @@ void dense_backward(const pipeline::LayerStages &s, const Context &ctx) {
     Func db = s.bwd.d_bias;
     db.compute_root();
     // d_weight (x, y, c, o) summed over n: blocks of units.
-    schedule_dense_product(s.bwd.d_weight, s.bwd.d_weight.args()[3], 4, ctx);
+    schedule_dense_product(s.bwd.d_weight, s.bwd.d_weight.args()[3], ctx.settings.dense_block, ctx);
     // d_in (x, y, c, n) summed over o: blocks of images.
-    if (s.bwd.d_in.defined()) schedule_dense_product(s.bwd.d_in, s.bwd.d_in.args()[3], 4, ctx);
+    if (s.bwd.d_in.defined()) schedule_dense_product(s.bwd.d_in, s.bwd.d_in.args()[3], ctx.settings.dense_block, ctx);
 }
 
 void schedule_forward_layers(pipeline::Graph &g, const Context &ctx) {
@@ -207,20 +206,22 @@ void schedule_gradient_copy(Func grad, const Context &ctx) {
     }
 }
 
-Context context_for(const pipeline::Graph &g, const Halide::Target &target, bool training) {
-    return {target.natural_vector_size(g.scores.output_types()[0]), training};
+Context context_for(const pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings) {
+    const int lanes = settings.vector_lanes > 0 ? settings.vector_lanes
+                                                : target.natural_vector_size(g.scores.output_types()[0]);
+    return {lanes, settings};
 }
 
 }  // namespace
 
-void schedule_inference(pipeline::Graph &g, const model::Network &, const Halide::Target &target) {
-    Context ctx = context_for(g, target, false);
+void schedule_inference(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings) {
+    const Context ctx = context_for(g, target, settings);
     schedule_forward_layers(g, ctx);
     g.scores.compute_root();
 }
 
-void schedule_training(pipeline::Graph &g, const model::Network &, const Halide::Target &target) {
-    Context ctx = context_for(g, target, true);
+void schedule_training(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings) {
+    const Context ctx = context_for(g, target, settings);
     schedule_forward_layers(g, ctx);
     g.scores.compute_root();
     g.loss.max_score.compute_root();

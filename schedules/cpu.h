@@ -1,16 +1,19 @@
-// CPU schedules for the pipelines of generator/pipeline.h.
+// Hand-written CPU schedules for the pipelines of generator/pipeline.h.
 //
-// The default is a hand-written strategy per layer kind: every layer's output is
-// computed whole (compute_root), parallel over the images of the batch, and
-// vectorized along its innermost contiguous dimension; reductions accumulate in
-// small per-row buffers. It is a first, general schedule, not a tuned one.
+// Every layer's output is computed whole (compute_root), images and blocks of
+// channels in parallel, rows vectorized; convolution and dense reductions keep a
+// tile of accumulators in registers; weight gradients are reduced over parallel
+// chunks of the batch (rfactor) and added up in a fixed order, so results do not
+// depend on the thread count. Tile sizes come from ScheduleSettings
+// (schedules/settings.h): defaults, or a network's own tuned file.
 #pragma once
 
 #include "pipeline.h"
+#include "schedules/settings.h"
 
 namespace kiln::schedules {
 
-void schedule_inference(pipeline::Graph &g, const model::Network &net, const Halide::Target &target);
-void schedule_training(pipeline::Graph &g, const model::Network &net, const Halide::Target &target);
+void schedule_inference(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings = {});
+void schedule_training(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings = {});
 
 }  // namespace kiln::schedules

@@ -58,7 +58,7 @@ struct TrainStep {
         images(x, y, c, n) = in.images(x, y, c, n);
         labels(n) = in.labels(n);
         kiln::pipeline::Graph g = kiln::pipeline::build_training(net, params, images, labels, kImages);
-        kiln::schedules::schedule_training(g, net, Halide::get_jit_target_from_environment());
+        kiln::schedules::schedule_training(g, Halide::get_jit_target_from_environment());
         loss = g.loss.loss;
         grad = g.grad;
         pipeline = Halide::Pipeline({loss, grad});

@@ -1,0 +1,32 @@
+// Schedule choices as data: a network may carry its own in schedules/<file stem>.toml,
+// which the build passes to the generator (and `kiln tune` writes). Every key is
+// optional; a missing file or key means the default hand-written choice.
+//
+//   [schedule]
+//   autoscheduler = "Mullapudi2016"  # instead of the hand-written schedule (read by CMake)
+//   vector_lanes = 16                # 0: the target's natural width
+//   conv_channel_block = 4           # channels computed together in conv loops; 0: largest of 4,3,2 dividing
+//   weight_grad_chunk = 16           # images per parallel chunk of a conv weight-gradient reduction
+//   dense_block = 4                  # units or images unrolled together in dense gradients
+#pragma once
+
+#include <string>
+
+namespace kiln::schedules {
+
+struct ScheduleSettings {
+    std::string autoscheduler;  // "" for the hand-written schedule
+    int vector_lanes = 0;
+    int conv_channel_block = 0;
+    int weight_grad_chunk = 16;
+    int dense_block = 4;
+};
+
+// Reads a settings file; "" gives the defaults. Throws std::runtime_error with one
+// line "FILE:LINE:COL: error: ..." on a bad file.
+ScheduleSettings load_schedule_settings(const std::string &path);
+
+// The settings as a TOML file, headed by `comment` lines.
+std::string to_toml(const ScheduleSettings &s, const std::string &comment);
+
+}  // namespace kiln::schedules
