@@ -24,6 +24,7 @@ public:
     CompiledModel(const CompiledNetwork &entry);
 
     const model::Network &net() const { return net_; }
+    const CompiledNetwork &entry() const { return entry_; }
 
     // scores: n * classes, image-major.
     void forward(const float *params, const float *images, int n, float *scores) const;

@@ -3,6 +3,10 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <unistd.h>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -168,6 +172,23 @@ int cmd_bench(const BenchArgs &a) {
     return 0;
 }
 
+// `kiln tune NETWORK`: runs kiln-tune, which sits beside this binary, on the
+// network's source file, writing schedules/<file stem>.toml in the source tree.
+int cmd_tune(const std::string &network, const std::vector<std::string> &extra) {
+    const CompiledModel model = find_model(network);
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+    const std::string tuner = self.substr(0, self.find_last_of('/') + 1) + "kiln-tune";
+    const std::string file = std::string(KILN_SOURCE_DIR) + "/networks/" + model.entry().file;
+    std::vector<std::string> args = {tuner, file, "--out",
+                                     std::string(KILN_SOURCE_DIR) + "/schedules/" + model.entry().file};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char *> argv;
+    for (std::string &a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(tuner.c_str(), argv.data());
+    throw std::runtime_error(tuner + ": error: cannot run: " + std::strerror(errno));
+}
+
 int run(int argc, char **argv) {
     CLI::App app{"kiln: ahead-of-time compiled trainers for convolutional networks described in TOML"};
     app.require_subcommand(1);
@@ -208,6 +229,15 @@ int run(int argc, char **argv) {
     bench_cmd->add_option("--threads", b.opts.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
     bench_cmd->add_flag("--json", b.json, "Print one JSON object");
 
+    std::string tune_network;
+    int tune_batch = 64, tune_repeats = 15, tune_threads = 0;
+    CLI::App *tune_cmd = app.add_subcommand(
+        "tune", "Search schedule settings for this machine; writes schedules/NETWORK.toml for the next build");
+    tune_cmd->add_option("NETWORK", tune_network, "Name of a compiled network")->required();
+    tune_cmd->add_option("--batch", tune_batch, "Training batch to tune for")->check(CLI::Range(1, 4096))->capture_default_str();
+    tune_cmd->add_option("--repeats", tune_repeats, "Timed repetitions per candidate")->check(CLI::Range(1, 1000))->capture_default_str();
+    tune_cmd->add_option("--threads", tune_threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &err) {
@@ -219,6 +249,11 @@ int run(int argc, char **argv) {
     if (app.got_subcommand("check")) return cmd_check(check_file);
     if (app.got_subcommand("train")) return cmd_train(t);
     if (app.got_subcommand("bench")) return cmd_bench(b);
+    if (app.got_subcommand("tune")) {
+        std::vector<std::string> extra = {"--batch", std::to_string(tune_batch), "--repeats", std::to_string(tune_repeats)};
+        if (tune_threads > 0) extra.insert(extra.end(), {"--threads", std::to_string(tune_threads)});
+        return cmd_tune(tune_network, extra);
+    }
     return cmd_eval(e);
 }
 
