@@ -45,6 +45,8 @@ expect "check: empty file" 1 "empty.toml.*error" -- "$kiln" check "$tmp/empty.to
 expect "check: missing file" 1 "nope.toml: error" -- "$kiln" check "$tmp/nope.toml"
 expect "train: unknown network" 2 "no network named 'nope'" -- "$kiln" train nope
 expect "train: bad flag value" 2 "--batch" -- "$kiln" train lenet5 --batch 0
+expect "bench: unknown network" 2 "no network named 'nope'" -- "$kiln" bench nope
+expect "tune: unknown network" 2 "no network named 'nope'" -- "$kiln" tune nope
 expect "train: unknown flag" 2 "--bogus" -- "$kiln" train lenet5 --bogus
 expect "train: missing data" 1 "nodata/train-images-idx3-ubyte: error" -- "$kiln" train lenet5 --data "$tmp/nodata" --out "$tmp/run"
 expect "eval: corrupt checkpoint" 1 "bad.safetensors: error" -- "$kiln" eval lenet5 --checkpoint "$tmp/bad.safetensors" --data "$mnist"
