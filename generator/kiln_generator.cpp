@@ -72,7 +72,7 @@ public:
         scores.dim(0).set_bounds(0, int(net.input.classes));
         scores.set_estimates({{0, int(net.input.classes)}, {0, kEstimatedBatch}});
         if (!this->get_auto_schedule())
-            schedules::schedule_inference(g, this->get_target(), settings_or_exit(schedule));
+            schedules::schedule_inference(g, this->get_target(), settings_or_exit(schedule), images.dim(3).extent());
     }
 };
 

@@ -5,6 +5,7 @@
 namespace kiln::schedules {
 namespace {
 
+using Halide::Expr;
 using Halide::Func;
 using Halide::RVar;
 using Halide::TailStrategy;
@@ -14,7 +15,18 @@ using model::LayerKind;
 struct Context {
     int vector;  // lanes of the pipeline's element type
     const ScheduleSettings &settings;
+    Expr batch;  // images in the call, where known (inference)
 };
+
+// Layers below this many FLOPs per image run on the calling thread when the
+// batch is one image: waking the thread pool costs more than their work.
+constexpr int64_t kSerialFlops = 4'000'000;
+
+// For one image, f (a layer output) computed serially, vectorized along `lanes`.
+void serial_for_one_image(Func f, const Var &lanes, const pipeline::LayerStages &s, const Context &ctx,
+                          TailStrategy tail = TailStrategy::Auto) {
+    if (ctx.batch.defined() && s.layer->flops < kSerialFlops) f.specialize(ctx.batch == 1).vectorize(lanes, ctx.vector, tail);
+}
 
 
 // A layer output (x, y, o, n) computed whole, images in parallel, rows vectorized.
@@ -35,13 +47,20 @@ void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
     Func out = s.fwd.out, pre = s.fwd.pre;
     Var fx = out.args()[0], fy = out.args()[1], fo = out.args()[2], fn = out.args()[3];
     // The zero border stored once, so the inner loop reads without bounds checks.
-    if (s.fwd.in_padded.defined()) schedule_spatial(s.fwd.in_padded, ctx);
+    if (s.fwd.in_padded.defined()) {
+        Func padded = s.fwd.in_padded;
+        padded.compute_root();
+        serial_for_one_image(padded, padded.args()[0], s, ctx);
+        schedule_spatial(padded, ctx);
+    }
     // Images and blocks of output channels in parallel (one image still has work for
     // every core); rows vectorized.
     Var oo("oo"), oi("oi"), on("on");
     const int block = channel_block(s.layer->out.channels, ctx);
-    out.compute_root()
-        .split(fo, oo, oi, block)
+    out.compute_root();
+    if (ctx.batch.defined() && s.layer->flops < kSerialFlops)
+        out.specialize(ctx.batch == 1).split(fo, oo, oi, block).reorder(fx, oi, fy, oo, fn).vectorize(fx, ctx.vector);
+    out.split(fo, oo, oi, block)
         .reorder(fx, oi, fy, oo, fn)
         .fuse(oo, fn, on)
         .parallel(on)
@@ -124,7 +143,12 @@ void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
     }
 }
 
-void pool_forward(const pipeline::LayerStages &s, const Context &ctx) { schedule_spatial(s.fwd.out, ctx); }
+void pool_forward(const pipeline::LayerStages &s, const Context &ctx) {
+    Func out = s.fwd.out;
+    out.compute_root();
+    serial_for_one_image(out, out.args()[0], s, ctx);
+    schedule_spatial(out, ctx);
+}
 
 void pool_backward(const pipeline::LayerStages &s, const Context &ctx) {
     if (s.bwd.d_in.defined()) schedule_spatial(s.bwd.d_in, ctx);
@@ -139,7 +163,9 @@ void dense_forward(const pipeline::LayerStages &s, const Context &ctx) {
     Var fo = out.args()[2], fn = out.args()[3];
     // The weights stored transposed, units innermost, so that units vectorize.
     w.compute_root().reorder_storage(w.args()[3], w.args()[0], w.args()[1], w.args()[2]);
-    out.compute_root().parallel(fn).vectorize(fo, ctx.vector, kGuard);
+    out.compute_root();
+    serial_for_one_image(out, fo, s, ctx, kGuard);
+    out.parallel(fn).vectorize(fo, ctx.vector, kGuard);
     pre.compute_at(out, fn).vectorize(pre.args()[2], ctx.vector, kGuard);
     pre.update().vectorize(pre.args()[2], ctx.vector, kGuard);
 }
@@ -209,13 +235,15 @@ void schedule_gradient_copy(Func grad, const Context &ctx) {
 Context context_for(const pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings) {
     const int lanes = settings.vector_lanes > 0 ? settings.vector_lanes
                                                 : target.natural_vector_size(g.scores.output_types()[0]);
-    return {lanes, settings};
+    return {lanes, settings, Expr()};
 }
 
 }  // namespace
 
-void schedule_inference(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings) {
-    const Context ctx = context_for(g, target, settings);
+void schedule_inference(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings,
+                        Expr batch) {
+    Context ctx = context_for(g, target, settings);
+    ctx.batch = batch;
     schedule_forward_layers(g, ctx);
     g.scores.compute_root();
 }

@@ -13,7 +13,10 @@
 
 namespace kiln::schedules {
 
-void schedule_inference(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings = {});
+// `batch`, the number of images in a call where given, lets small layers run
+// serially for a single image (lower latency).
+void schedule_inference(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings = {},
+                        Halide::Expr batch = Halide::Expr());
 void schedule_training(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings = {});
 
 }  // namespace kiln::schedules

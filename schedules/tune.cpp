@@ -86,7 +86,7 @@ public:
         {
             ImageParam p(Halide::Float(32), 1, "params"), x(Halide::Float(32), 4, "images");
             pipeline::Graph g = pipeline::build_inference(net_, p, x);
-            schedule_inference(g, target, settings);
+            schedule_inference(g, target, settings, x.dim(3).extent());
             Halide::Pipeline infer(g.scores);
             infer.compile_jit(target);
             Buffer<float> scores(int(net_.input.classes), kInferBatch);
