@@ -778,3 +778,24 @@ TEST_CASE("never anything but a Network or an InputError, on mangled input", "[m
     CHECK(parsed > 20);  // the mutations reach past the TOML parser
     CHECK(refused > 2000);
 }
+
+TEST_CASE("padding = \"same\" keeps the input's extent for odd kernels at stride 1", "[model]") {
+    const Network net = parse_network(
+        with_input({"[[layer]]", "type = \"conv\"", "filters = 2", "kernel = 5", "padding = \"same\""}, last_dense),
+        "t.toml");
+    CHECK(net.layers[0].conv().padding == 2);
+    CHECK(net.layers[0].out == Shape{2, 8, 8});
+}
+
+TEST_CASE("refused: padding = \"same\" with an even kernel, a stride, or another word", "[model][errors]") {
+    expect_error(with_input({"[[layer]]", "type = \"conv\"", "filters = 2", "kernel = 4", "padding = \"same\""},
+                            last_dense),
+                 10, 11, "padding = \"same\" needs stride 1 and an odd kernel");
+    expect_error(with_input({"[[layer]]", "type = \"conv\"", "filters = 2", "kernel = 3", "stride = 2",
+                             "padding = \"same\""},
+                            last_dense),
+                 11, 11, "needs stride 1");
+    expect_error(with_input({"[[layer]]", "type = \"conv\"", "filters = 2", "kernel = 3", "padding = \"valid\""},
+                            last_dense),
+                 10, 11, "'padding' must be a non-negative integer or \"same\"");
+}

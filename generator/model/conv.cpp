@@ -1,6 +1,8 @@
 // The conv layer: `filters` square kernels of `kernel` x `kernel` over all input
 // channels, moved by `stride`, with `padding` zeros on each side, then an
 // activation. Output extent (H + 2P - K) / S + 1; weight [O, C, K, K], bias [O].
+// padding = "same" keeps the input's extent: P = (K - 1) / 2, for an odd kernel at
+// stride 1 (as PyTorch's padding='same', which also refuses strides).
 //
 // FLOPs per image count the multiply-adds only, 2 * O * OH * OW * C * K * K: the
 // bias and the activation are left out, as for every kind (see parse.cpp).
@@ -17,7 +19,18 @@ LayerParse parse_conv(const TableReader &r, const Shape &in) {
     s.filters = r.integer("filters", 1, Limits::max_extent);
     s.kernel = r.integer("kernel", 1, Limits::max_kernel);
     s.stride = r.integer("stride", 1, Limits::max_kernel, 1);
-    s.padding = r.integer("padding", 0, Limits::max_kernel, 0);
+    const toml::node *padding = r.find("padding");
+    if (padding && padding->is_string()) {
+        if (padding->value_or(std::string()) != "same")
+            r.fail_at("padding", "'padding' must be a non-negative integer or \"same\"");
+        if (s.stride != 1 || s.kernel % 2 == 0)
+            r.fail_at("padding", fmt::format("padding = \"same\" needs stride 1 and an odd kernel, got stride {} "
+                                             "and kernel {}",
+                                             s.stride, s.kernel));
+        s.padding = (s.kernel - 1) / 2;
+    } else {
+        s.padding = r.integer("padding", 0, Limits::max_kernel, 0);
+    }
     // A pad of a whole kernel or more would give windows that see only zeros.
     if (s.padding >= s.kernel)
         r.fail_at("padding", fmt::format("'padding' must be less than 'kernel' ({}), got {}",
