@@ -47,7 +47,7 @@ BenchResult bench(const CompiledModel &model, const BenchOptions &opts) {
     if (opts.threads > 0) halide_set_num_threads(opts.threads);
     std::vector<float> params = initial_params(net, 1);
     std::vector<float> grad(params.size());
-    SgdMomentum sgd(params.size(), net.train.momentum, net.train.weight_decay);
+    std::unique_ptr<Optimizer> optimizer = make_optimizer(net.train, params.size());
 
     const int batch_max = std::max(opts.batch, opts.infer_batch);
     const std::vector<float> images = random_images(net, batch_max);
@@ -69,7 +69,7 @@ BenchResult bench(const CompiledModel &model, const BenchOptions &opts) {
     const double train_s = median_seconds(
         [&] {
             model.train_step(params.data(), images.data(), labels.data(), opts.batch, train_scores.data(), grad.data());
-            sgd.step(params, grad, 1e-6);  // a tiny rate: the weights stay sane over many repetitions
+            optimizer->step(params, grad, 1e-6, 0);  // a tiny rate: the weights stay sane over many repetitions
         },
         opts.repeats);
     const double infer_s = median_seconds(

@@ -96,9 +96,9 @@ int cmd_train(const TrainArgs &a) {
     const ImageSet test_set = load_images(a.data, false, net);
     const model::TrainSettings &s = opts.settings;
     fmt::print("training {} ({} parameters, {:.2f} MFLOPs/image) on {} images, testing on {}: {} epochs, batch {}, "
-               "sgd lr {} ({}) momentum {} weight decay {}, seed {}\n",
+               "{} lr {} ({}) momentum {} weight decay {}, seed {}\n",
                net.name, net.param_count, double(net.flops) / 1e6, train_set.count, test_set.count, s.epochs, s.batch,
-               s.learning_rate, s.lr_schedule, s.momentum, s.weight_decay, s.seed);
+               s.optimizer, s.learning_rate, s.lr_schedule, s.momentum, s.weight_decay, s.seed);
     std::fflush(stdout);
     const TrainResult r = train(model, opts, train_set, test_set, std::cout);
     if (r.epochs == 0) {

@@ -1,26 +1,103 @@
 #include "optimizer.h"
 
+#include <cmath>
+
 namespace kiln {
+namespace {
 
-SgdMomentum::SgdMomentum(size_t size, double momentum, double weight_decay)
-    : velocity_(size, 0.0f), momentum_(float(momentum)), weight_decay_(float(weight_decay)) {}
-
-void SgdMomentum::step(std::vector<float> &params, const std::vector<float> &grad, double lr) {
-    const float rate = float(lr);
-    for (size_t i = 0; i < params.size(); i++) {
-        float g = grad[i] + weight_decay_ * params[i];
-        velocity_[i] = momentum_ * velocity_[i] + g;
-        params[i] -= rate * velocity_[i];
+class Sgd : public Optimizer {
+public:
+    Sgd(size_t size, const model::TrainSettings &s) : s_(s) { buffers_["momentum"].assign(size, 0.0f); }
+    void step(std::vector<float> &p, const std::vector<float> &grad, double lr, int64_t) override {
+        std::vector<float> &v = buffers_["momentum"];
+        const float m = float(s_.momentum), wd = float(s_.weight_decay), rate = float(lr);
+        for (size_t i = 0; i < p.size(); i++) {
+            const float g = grad[i] + wd * p[i];
+            v[i] = m * v[i] + g;
+            p[i] -= rate * (s_.nesterov ? g + m * v[i] : v[i]);
+        }
     }
+    std::map<std::string, std::vector<float>> state() const override { return buffers_; }
+
+private:
+    model::TrainSettings s_;
+};
+
+class Adam : public Optimizer {
+public:
+    Adam(size_t size, const model::TrainSettings &s, bool decoupled) : s_(s), decoupled_(decoupled) {
+        buffers_["exp_avg"].assign(size, 0.0f);
+        buffers_["exp_avg_sq"].assign(size, 0.0f);
+    }
+    void step(std::vector<float> &p, const std::vector<float> &grad, double lr, int64_t step) override {
+        std::vector<float> &m = buffers_["exp_avg"], &v = buffers_["exp_avg_sq"];
+        const double t = double(step + 1);
+        const float b1 = float(s_.beta1), b2 = float(s_.beta2), eps = float(s_.epsilon);
+        const float wd = float(s_.weight_decay), rate = float(lr);
+        const float correction1 = float(1 - std::pow(s_.beta1, t)), correction2 = float(1 - std::pow(s_.beta2, t));
+        for (size_t i = 0; i < p.size(); i++) {
+            float g = grad[i];
+            if (decoupled_)
+                p[i] -= rate * wd * p[i];
+            else
+                g += wd * p[i];
+            m[i] = b1 * m[i] + (1 - b1) * g;
+            v[i] = b2 * v[i] + (1 - b2) * g * g;
+            p[i] -= rate * (m[i] / correction1) / (std::sqrt(v[i] / correction2) + eps);
+        }
+    }
+    std::map<std::string, std::vector<float>> state() const override { return buffers_; }
+
+private:
+    model::TrainSettings s_;
+    bool decoupled_;
+};
+
+class RmsProp : public Optimizer {
+public:
+    RmsProp(size_t size, const model::TrainSettings &s) : s_(s) {
+        buffers_["square_avg"].assign(size, 0.0f);
+        if (s.momentum > 0) buffers_["momentum"].assign(size, 0.0f);
+    }
+    void step(std::vector<float> &p, const std::vector<float> &grad, double lr, int64_t) override {
+        std::vector<float> &sq = buffers_["square_avg"];
+        const float alpha = float(s_.alpha), eps = float(s_.epsilon), wd = float(s_.weight_decay);
+        const float m = float(s_.momentum), rate = float(lr);
+        std::vector<float> *v = m > 0 ? &buffers_["momentum"] : nullptr;
+        for (size_t i = 0; i < p.size(); i++) {
+            const float g = grad[i] + wd * p[i];
+            sq[i] = alpha * sq[i] + (1 - alpha) * g * g;
+            const float d = g / (std::sqrt(sq[i]) + eps);
+            if (v) {
+                (*v)[i] = m * (*v)[i] + d;
+                p[i] -= rate * (*v)[i];
+            } else {
+                p[i] -= rate * d;
+            }
+        }
+    }
+    std::map<std::string, std::vector<float>> state() const override { return buffers_; }
+
+private:
+    model::TrainSettings s_;
+};
+
+}  // namespace
+
+bool Optimizer::restore(const std::map<std::string, std::vector<float>> &saved) {
+    for (auto &[name, buffer] : buffers_) {
+        auto it = saved.find(name);
+        if (it == saved.end() || it->second.size() != buffer.size()) return false;
+    }
+    for (auto &[name, buffer] : buffers_) buffer = saved.at(name);
+    return true;
 }
 
-std::map<std::string, std::vector<float>> SgdMomentum::state() const { return {{"momentum", velocity_}}; }
-
-bool SgdMomentum::restore(const std::map<std::string, std::vector<float>> &state) {
-    auto it = state.find("momentum");
-    if (it == state.end() || it->second.size() != velocity_.size()) return false;
-    velocity_ = it->second;
-    return true;
+std::unique_ptr<Optimizer> make_optimizer(const model::TrainSettings &s, size_t size) {
+    if (s.optimizer == "adam") return std::make_unique<Adam>(size, s, false);
+    if (s.optimizer == "adamw") return std::make_unique<Adam>(size, s, true);
+    if (s.optimizer == "rmsprop") return std::make_unique<RmsProp>(size, s);
+    return std::make_unique<Sgd>(size, s);
 }
 
 }  // namespace kiln

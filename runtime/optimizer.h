@@ -1,27 +1,38 @@
-// Optimizers over the flat parameter vector.
+// Optimizers over the flat parameter vector, each following PyTorch's update rule
+// (torch.optim), so that settings carry over. g is the gradient, p a parameter,
+// wd the weight decay, t the 1-based step number.
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "model/network.h"
+
 namespace kiln {
 
-// SGD with momentum and L2 weight decay, as PyTorch's torch.optim.SGD:
-//   g = grad + weight_decay * p;  v = momentum * v + g;  p -= lr * v
-class SgdMomentum {
+class Optimizer {
 public:
-    SgdMomentum(size_t size, double momentum, double weight_decay);
-    void step(std::vector<float> &params, const std::vector<float> &grad, double lr);
-
-    // State saved in a checkpoint, by name ("momentum" -> one float per parameter).
-    std::map<std::string, std::vector<float>> state() const;
+    virtual ~Optimizer() = default;
+    // One update with learning rate `lr`; `step` counts the updates before this one
+    // (derivable from the epoch, so a resumed run needs no more than state()).
+    virtual void step(std::vector<float> &params, const std::vector<float> &grad, double lr, int64_t step) = 0;
+    // State saved in a checkpoint, by name, one float per parameter each.
+    virtual std::map<std::string, std::vector<float>> state() const = 0;
     // Restores state(); false if it does not fit (missing or wrong size).
-    bool restore(const std::map<std::string, std::vector<float>> &state);
+    bool restore(const std::map<std::string, std::vector<float>> &saved);
 
-private:
-    std::vector<float> velocity_;
-    float momentum_, weight_decay_;
+protected:
+    std::map<std::string, std::vector<float>> buffers_;
 };
+
+// sgd:      g += wd p;  v = momentum v + g;  p -= lr (nesterov ? g + momentum v : v)
+// adam:     g += wd p;  m = b1 m + (1-b1) g;  s = b2 s + (1-b2) g^2;
+//           p -= lr (m / (1-b1^t)) / (sqrt(s / (1-b2^t)) + eps)
+// adamw:    p -= lr wd p (decoupled), then adam's update without the decay
+// rmsprop:  g += wd p;  s = alpha s + (1-alpha) g^2;  d = g / (sqrt(s) + eps);
+//           with momentum: v = momentum v + d, p -= lr v; else p -= lr d
+std::unique_ptr<Optimizer> make_optimizer(const model::TrainSettings &settings, size_t size);
 
 }  // namespace kiln

@@ -111,6 +111,11 @@ std::map<std::string, std::string> settings_metadata(const model::TrainSettings 
             {"learning_rate", fmt::format("{}", s.learning_rate)},
             {"lr_schedule", s.lr_schedule},
             {"momentum", fmt::format("{}", s.momentum)},
+            {"nesterov", s.nesterov ? "true" : "false"},
+            {"beta1", fmt::format("{}", s.beta1)},
+            {"beta2", fmt::format("{}", s.beta2)},
+            {"alpha", fmt::format("{}", s.alpha)},
+            {"epsilon", fmt::format("{}", s.epsilon)},
             {"weight_decay", fmt::format("{}", s.weight_decay)},
             {"epochs", std::to_string(s.epochs)}};
 }
@@ -167,12 +172,13 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
 
     TrainResult result;
     result.params = initial_params(net, uint64_t(s.seed));
-    SgdMomentum optimizer(result.params.size(), s.momentum, s.weight_decay);
+    std::unique_ptr<Optimizer> optimizer = make_optimizer(s, result.params.size());
     int64_t first_epoch = 1;
     if (!opts.resume.empty()) {
         Checkpoint ck = load_checkpoint(opts.resume, net);
-        if (!optimizer.restore(ck.optimizer_state))
-            throw CheckpointError(opts.resume + ": error: checkpoint has no SGD momentum state to resume from");
+        if (!optimizer->restore(ck.optimizer_state))
+            throw CheckpointError(opts.resume + ": error: checkpoint has no " + s.optimizer +
+                                  " optimizer state to resume from (was it trained with another optimizer?)");
         result.params = ck.params;
         first_epoch = ck.epoch + 1;
         log << fmt::format("resuming {} from {} after epoch {}\n", net.name, opts.resume, ck.epoch);
@@ -210,7 +216,8 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
                     epoch, loss));
             loss_sum += double(loss) * n;
             for (int i = 0; i < n; i++) correct += argmax(scores.data() + size_t(i) * classes, classes) == batch_labels[size_t(i)];
-            optimizer.step(result.params, grad, learning_rate_at(s, step++, steps_per_epoch * s.epochs));
+            optimizer->step(result.params, grad, learning_rate_at(s, step, steps_per_epoch * s.epochs), step);
+            step++;
             const int64_t done = begin + n;
             bar.update(epoch, s.epochs, done, train_set.count, double(done) / seconds_since(epoch_start));
         }
@@ -230,7 +237,7 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
         Checkpoint ck;
         ck.epoch = epoch;
         ck.params = result.params;
-        ck.optimizer_state = optimizer.state();
+        ck.optimizer_state = optimizer->state();
         ck.metadata = settings_metadata(s);
         save_checkpoint(checkpoint_path, net, ck);
         result.epochs = epoch;

@@ -693,8 +693,12 @@ TEST_CASE("refused: train settings out of range", "[model][errors]") {
 }
 
 TEST_CASE("refused: an unknown optimizer", "[model][errors]") {
-    expect_error(with_input(last_dense, {"[train]", "optimizer = \"adam\""}), 10, 13,
-                 "'optimizer' must be \"sgd\" (the only one supported now), got \"adam\"");
+    expect_error(with_input(last_dense, {"[train]", "optimizer = \"adagrad\""}), 10, 13,
+                 "'optimizer' must be \"sgd\", \"adam\", \"adamw\" or \"rmsprop\", got \"adagrad\"");
+    expect_error(with_input(last_dense, {"[train]", "optimizer = \"sgd\"", "nesterov = 1"}), 11, 12,
+                 "'nesterov' must be true or false");
+    expect_error(with_input(last_dense, {"[train]", "optimizer = \"adam\"", "beta2 = 1.0"}), 11, 9,
+                 "'beta2' must be a number in [0, 1)");
 }
 
 TEST_CASE("refused: layer names that are not identifiers", "[model][errors]") {

@@ -87,13 +87,17 @@ struct InputSpec {
 struct TrainSettings {
     int64_t epochs = 10;
     int64_t batch = 64;
-    std::string optimizer = "sgd";  // SGD with momentum
+    std::string optimizer = "sgd";  // sgd | adam | adamw | rmsprop (runtime/optimizer.h)
     double learning_rate = 0.05;
     // "constant", or "cosine": per step from learning_rate down to 0 at the last
     // step, lr * (1 + cos(pi * step / steps)) / 2
     std::string lr_schedule = "constant";
-    double momentum = 0.9;
-    double weight_decay = 0.0;
+    double momentum = 0.9;      // sgd and rmsprop
+    bool nesterov = false;      // sgd
+    double beta1 = 0.9, beta2 = 0.999;  // adam, adamw
+    double alpha = 0.99;        // rmsprop: smoothing of the squared gradient
+    double epsilon = 1e-8;      // adam, adamw, rmsprop
+    double weight_decay = 0.0;  // L2 (sgd, adam, rmsprop) or decoupled (adamw)
     int64_t seed = 1;
 };
 

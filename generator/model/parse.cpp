@@ -428,22 +428,31 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     const toml::table none;
     TableReader r(ctx, t ? *t : none, "[train]: ");
     r.allow_only(
-        {"epochs", "batch", "optimizer", "learning_rate", "lr_schedule", "momentum", "weight_decay",
-         "seed"});
+        {"epochs", "batch", "optimizer", "learning_rate", "lr_schedule", "momentum", "nesterov", "beta1",
+         "beta2", "alpha", "epsilon", "weight_decay", "seed"});
     TrainSettings s;
     s.epochs = r.integer("epochs", 1, Limits::max_epochs, s.epochs);
     s.batch = r.integer("batch", 1, Limits::max_batch, s.batch);
     s.optimizer = r.string("optimizer", s.optimizer);
-    if (s.optimizer != "sgd")
-        r.fail_at("optimizer", fmt::format("'optimizer' must be \"sgd\" (the only one supported "
-                                           "now), got {}",
+    if (s.optimizer != "sgd" && s.optimizer != "adam" && s.optimizer != "adamw" && s.optimizer != "rmsprop")
+        r.fail_at("optimizer", fmt::format("'optimizer' must be \"sgd\", \"adam\", \"adamw\" or \"rmsprop\", got {}",
                                            quote(s.optimizer)));
     s.learning_rate = r.number("learning_rate", s.learning_rate, positive, "a positive number");
     s.lr_schedule = r.string("lr_schedule", s.lr_schedule);
     if (s.lr_schedule != "constant" && s.lr_schedule != "cosine")
         r.fail_at("lr_schedule", fmt::format("'lr_schedule' must be \"constant\" or \"cosine\", got {}",
                                              quote(s.lr_schedule)));
-    s.momentum = r.number("momentum", s.momentum, unit_interval, "a number in [0, 1)");
+    // RMSprop, as PyTorch's, has no momentum unless asked.
+    s.momentum = r.number("momentum", s.optimizer == "rmsprop" ? 0.0 : s.momentum, unit_interval,
+                          "a number in [0, 1)");
+    if (const toml::node *n = r.find("nesterov")) {
+        if (!n->is_boolean()) r.fail_at("nesterov", "'nesterov' must be true or false");
+        s.nesterov = n->value_or(false);
+    }
+    s.beta1 = r.number("beta1", s.beta1, unit_interval, "a number in [0, 1)");
+    s.beta2 = r.number("beta2", s.beta2, unit_interval, "a number in [0, 1)");
+    s.alpha = r.number("alpha", s.alpha, unit_interval, "a number in [0, 1)");
+    s.epsilon = r.number("epsilon", s.epsilon, positive, "a positive number");
     s.weight_decay =
         r.number("weight_decay", s.weight_decay, non_negative, "a non-negative number");
     s.seed = r.integer("seed", 0, std::numeric_limits<int64_t>::max(), s.seed);
