@@ -71,7 +71,7 @@ int cmd_check(const std::string &file) {
 
 struct TrainArgs {
     std::string network, out, resume;
-    std::optional<int64_t> epochs, batch, seed;
+    std::optional<int64_t> epochs, batch, seed, validation;
     std::optional<double> lr;
     int threads = 0;
     bool no_progress = false;
@@ -87,6 +87,7 @@ int cmd_train(const TrainArgs &a) {
     if (a.batch) opts.settings.batch = *a.batch;
     if (a.seed) opts.settings.seed = *a.seed;
     if (a.lr) opts.settings.learning_rate = *a.lr;
+    if (a.validation) opts.settings.validation = *a.validation;
     opts.out_dir = a.out.empty() ? "runs/" + net.name : a.out;
     opts.resume = a.resume;
     opts.progress = !a.no_progress;
@@ -99,6 +100,10 @@ int cmd_train(const TrainArgs &a) {
                "{} lr {} ({}) momentum {} weight decay {}, seed {}\n",
                net.name, net.param_count, double(net.flops) / 1e6, train_set.count, test_set.count, s.epochs, s.batch,
                s.optimizer, s.learning_rate, s.lr_schedule, s.momentum, s.weight_decay, s.seed);
+    if (s.augment.enabled())
+        fmt::print("augmenting: shift up to {} px, rotation up to {} degrees, scale within {}\n", s.augment.shift,
+                   s.augment.rotate, s.augment.scale);
+    if (s.validation > 0) fmt::print("holding out the last {} training images for validation\n", s.validation);
     std::fflush(stdout);
     const TrainResult r = train(model, opts, train_set, test_set, std::cout);
     if (r.epochs == 0) {
@@ -206,6 +211,8 @@ int run(int argc, char **argv) {
     train_cmd->add_option("--batch", t.batch, "Images per training step")->check(CLI::Range(int64_t(1), model::Limits::max_batch));
     train_cmd->add_option("--lr", t.lr, "Learning rate")->check(CLI::PositiveNumber);
     train_cmd->add_option("--seed", t.seed, "Seed for initialization and shuffling")->check(CLI::NonNegativeNumber);
+    train_cmd->add_option("--validation", t.validation, "Hold out the last N training images to validate on")
+        ->check(CLI::Range(int64_t(0), int64_t(1) << 31));
     train_cmd->add_option("--threads", t.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
     train_cmd->add_option("--out", t.out, "Output folder (default: runs/NETWORK)");
     train_cmd->add_option("--resume", t.resume, "Continue from this checkpoint");

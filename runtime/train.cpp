@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "augment.h"
 #include "checkpoint.h"
 #include "init.h"
 #include "optimizer.h"
@@ -21,6 +22,7 @@ namespace kiln {
 namespace {
 
 constexpr uint64_t kShuffleStream = 2;
+constexpr uint64_t kAugmentStream = 4;
 constexpr int kEvalBatch = 256;
 
 using Clock = std::chrono::steady_clock;
@@ -74,7 +76,9 @@ private:
 class MetricsFile {
 public:
     MetricsFile(const std::string &path, int64_t keep_epochs) : path_(path) {
-        std::string kept = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,images_per_s,elapsed_s\n";
+        std::string kept =
+            "epoch,train_loss,train_accuracy,validation_loss,validation_accuracy,test_loss,test_accuracy,"
+            "images_per_s,elapsed_s\n";
         std::ifstream old(path);
         std::string line;
         if (keep_epochs > 0 && std::getline(old, line))
@@ -82,10 +86,13 @@ public:
                 if (std::atoll(line.c_str()) >= 1 && std::atoll(line.c_str()) <= keep_epochs) kept += line + "\n";
         write(kept, std::ios::trunc);
     }
-    void append(int64_t epoch, double train_loss, double train_acc, const Evaluation &test, double ips,
-                double elapsed) {
-        write(fmt::format("{},{:.6f},{:.6f},{:.6f},{:.6f},{:.1f},{:.3f}\n", epoch, train_loss, train_acc, test.loss,
-                          test.accuracy, ips, elapsed),
+    // Validation columns stay empty when no images are held out.
+    void append(int64_t epoch, double train_loss, double train_acc, const Evaluation *validation,
+                const Evaluation &test, double ips, double elapsed) {
+        const std::string val =
+            validation ? fmt::format("{:.6f},{:.6f}", validation->loss, validation->accuracy) : std::string(",");
+        write(fmt::format("{},{:.6f},{:.6f},{},{:.6f},{:.6f},{:.1f},{:.3f}\n", epoch, train_loss, train_acc, val,
+                          test.loss, test.accuracy, ips, elapsed),
               std::ios::app);
     }
 
@@ -117,7 +124,19 @@ std::map<std::string, std::string> settings_metadata(const model::TrainSettings 
             {"alpha", fmt::format("{}", s.alpha)},
             {"epsilon", fmt::format("{}", s.epsilon)},
             {"weight_decay", fmt::format("{}", s.weight_decay)},
-            {"epochs", std::to_string(s.epochs)}};
+            {"epochs", std::to_string(s.epochs)},
+            {"validation", std::to_string(s.validation)},
+            {"augment", fmt::format("shift {} rotate {} scale {}", s.augment.shift, s.augment.rotate, s.augment.scale)}};
+}
+
+// `count` images of `set` from `first` on.
+ImageSet slice(const ImageSet &set, int64_t first, int64_t count, size_t image_size) {
+    ImageSet part;
+    part.count = count;
+    part.pixels.assign(set.pixels.begin() + ptrdiff_t(size_t(first) * image_size),
+                       set.pixels.begin() + ptrdiff_t(size_t(first + count) * image_size));
+    part.labels.assign(set.labels.begin() + first, set.labels.begin() + first + count);
+    return part;
 }
 
 }  // namespace
@@ -163,12 +182,21 @@ Evaluation evaluate(const CompiledModel &model, const std::vector<float> &params
     return e;
 }
 
-TrainResult train(const CompiledModel &model, const TrainOptions &opts, const ImageSet &train_set,
+TrainResult train(const CompiledModel &model, const TrainOptions &opts, const ImageSet &all_train,
                   const ImageSet &test_set, std::ostream &log) {
     const model::Network &net = model.net();
     const model::TrainSettings &s = opts.settings;
     const int classes = int(net.input.classes);
     const size_t image_size = size_t(net.input.shape().size());
+    const model::InputSpec &in = net.input;
+
+    // The last `validation` training images are held out: never trained on, and
+    // the place to compare settings (the test set chooses nothing).
+    if (s.validation >= all_train.count)
+        throw std::runtime_error(fmt::format("{}: error: --validation {} leaves no training images (there are {})",
+                                             net.name, s.validation, all_train.count));
+    const ImageSet train_set = slice(all_train, 0, all_train.count - s.validation, image_size);
+    const ImageSet validation_set = slice(all_train, all_train.count - s.validation, s.validation, image_size);
 
     TrainResult result;
     result.params = initial_params(net, uint64_t(s.seed));
@@ -204,8 +232,14 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
             const int n = int(std::min<int64_t>(s.batch, train_set.count - begin));
             for (int i = 0; i < n; i++) {
                 const size_t src = size_t(order[size_t(begin + i)]);
-                std::copy_n(train_set.pixels.data() + src * image_size, image_size,
-                            batch_pixels.data() + size_t(i) * image_size);
+                const float *image = train_set.pixels.data() + src * image_size;
+                float *slot = batch_pixels.data() + size_t(i) * image_size;
+                if (s.augment.enabled()) {  // drawn per (seed, epoch, position): resumable
+                    Rng rng = make_rng(uint64_t(s.seed), kAugmentStream, (uint64_t(epoch) << 32) | uint64_t(begin + i));
+                    warp_image(image, slot, int(in.width), int(in.height), int(in.channels), random_warp(s.augment, rng));
+                } else {
+                    std::copy_n(image, image_size, slot);
+                }
                 batch_labels[size_t(i)] = train_set.labels[src];
             }
             const float loss = model.train_step(result.params.data(), batch_pixels.data(), batch_labels.data(), n,
@@ -224,15 +258,21 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
         const double images_per_s = double(train_set.count) / seconds_since(epoch_start);
         bar.clear();
         result.test = evaluate(model, result.params, test_set);
+        Evaluation validation;
+        if (s.validation > 0) validation = evaluate(model, result.params, validation_set);
         const double train_loss = loss_sum / double(train_set.count);
         const double train_acc = double(correct) / double(train_set.count);
         const double elapsed = seconds_since(start);
-        log << fmt::format("epoch {:>3}/{}  train loss {:.4f} acc {:6.2f}%  test loss {:.4f} acc {:6.2f}%  "
+        const std::string val_text = s.validation > 0 ? fmt::format("  val loss {:.4f} acc {:6.2f}%", validation.loss,
+                                                                    100 * validation.accuracy)
+                                                      : std::string();
+        log << fmt::format("epoch {:>3}/{}  train loss {:.4f} acc {:6.2f}%{}  test loss {:.4f} acc {:6.2f}%  "
                            "{:>7.0f} img/s  {:6.1f} s\n",
-                           epoch, s.epochs, train_loss, 100 * train_acc, result.test.loss, 100 * result.test.accuracy,
-                           images_per_s, elapsed);
+                           epoch, s.epochs, train_loss, 100 * train_acc, val_text, result.test.loss,
+                           100 * result.test.accuracy, images_per_s, elapsed);
         log.flush();
-        metrics.append(epoch, train_loss, train_acc, result.test, images_per_s, elapsed);
+        metrics.append(epoch, train_loss, train_acc, s.validation > 0 ? &validation : nullptr, result.test,
+                       images_per_s, elapsed);
 
         Checkpoint ck;
         ck.epoch = epoch;

@@ -803,3 +803,18 @@ TEST_CASE("refused: padding = \"same\" with an even kernel, a stride, or another
                             last_dense),
                  10, 11, "'padding' must be a non-negative integer or \"same\"");
 }
+
+TEST_CASE("[augment] and validation are read; bad values refused", "[model]") {
+    const Network net = parse_network(
+        with_input(last_dense, {"[train]", "validation = 500", "[augment]", "shift = 2", "rotate = 10", "scale = 0.1"}),
+        "t.toml");
+    CHECK(net.train.validation == 500);
+    CHECK(net.train.augment.shift == 2);
+    CHECK(net.train.augment.rotate == 10);
+    CHECK(net.train.augment.scale == Approx(0.1));
+    expect_error(with_input(last_dense, {"[augment]", "flip = true"}), 10, 1, "[augment]: unknown key 'flip'");
+    expect_error(with_input(last_dense, {"[augment]", "shift = 5"}), 10, 9, "'shift' must be at most half the image");
+    expect_error(with_input(last_dense, {"[augment]", "rotate = -1"}), 10, 10, "'rotate' must be a non-negative");
+    expect_error(with_input(last_dense, {"[augment]", "scale = 1.5"}), 10, 9, "'scale' must be a number in [0, 1)");
+    expect_error(with_input(last_dense, {"[train]", "validation = -1"}), 10, 14, "'validation'");
+}

@@ -110,3 +110,37 @@ TEST_CASE("a resumed run ends with the same weights as an uninterrupted one", "[
     fs::remove_all(opts.out_dir);
     fs::remove_all(first.out_dir);
 }
+
+TEST_CASE("augmented training is deterministic, resumable, and differs from plain training", "[train][augment]") {
+    const kiln::CompiledModel model = kiln::find_model("lenet5");
+    const Data data = mnist(model.net(), 1000, 500);
+    kiln::TrainOptions opts;
+    opts.settings = model.net().train;
+    opts.settings.epochs = 2;
+    opts.settings.validation = 200;
+    opts.out_dir = fresh_dir("augment").string();
+    const kiln::TrainResult plain = run(model, opts, data, 2);
+    opts.settings.augment.shift = 2;
+    opts.settings.augment.rotate = 10;
+    opts.settings.augment.scale = 0.1;
+    const kiln::TrainResult a = run(model, opts, data, 2);
+    const kiln::TrainResult b = run(model, opts, data, 1);
+    CHECK(a.params == b.params);
+    CHECK(a.params != plain.params);
+
+    kiln::TrainOptions first = opts;
+    first.after_epoch = [](int64_t epoch) { return epoch < 1; };
+    run(model, first, data, 2);
+    kiln::TrainOptions rest = opts;
+    rest.resume = opts.out_dir + "/checkpoint.safetensors";
+    CHECK(run(model, rest, data, 2).params == a.params);
+
+    // The held-out images appear as validation columns in metrics.csv.
+    std::ifstream metrics(opts.out_dir + "/metrics.csv");
+    std::string header, row;
+    REQUIRE(std::getline(metrics, header));
+    CHECK(header.find("validation_accuracy") != std::string::npos);
+    REQUIRE(std::getline(metrics, row));
+    CHECK(row.find(",,") == std::string::npos);
+    fs::remove_all(opts.out_dir);
+}

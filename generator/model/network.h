@@ -83,6 +83,15 @@ struct InputSpec {
     Shape shape() const { return {channels, height, width}; }
 };
 
+// Random geometric augmentation of training images ([augment]); all zero: none.
+// Each image is shifted, rotated and scaled about its centre, sampled bilinearly.
+struct AugmentSettings {
+    double shift = 0;   // pixels, uniform in [-shift, shift] along each axis
+    double rotate = 0;  // degrees, uniform in [-rotate, rotate]
+    double scale = 0;   // zoom factor uniform in [1 - scale, 1 + scale]
+    bool enabled() const { return shift > 0 || rotate > 0 || scale > 0; }
+};
+
 // Defaults for `kiln train`; the command line overrides each.
 struct TrainSettings {
     int64_t epochs = 10;
@@ -99,6 +108,8 @@ struct TrainSettings {
     double epsilon = 1e-8;      // adam, adamw, rmsprop
     double weight_decay = 0.0;  // L2 (sgd, adam, rmsprop) or decoupled (adamw)
     int64_t seed = 1;
+    int64_t validation = 0;  // training images held out (the last ones) to validate on
+    AugmentSettings augment;
 };
 
 struct Network {

@@ -429,7 +429,7 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     TableReader r(ctx, t ? *t : none, "[train]: ");
     r.allow_only(
         {"epochs", "batch", "optimizer", "learning_rate", "lr_schedule", "momentum", "nesterov", "beta1",
-         "beta2", "alpha", "epsilon", "weight_decay", "seed"});
+         "beta2", "alpha", "epsilon", "weight_decay", "seed", "validation"});
     TrainSettings s;
     s.epochs = r.integer("epochs", 1, Limits::max_epochs, s.epochs);
     s.batch = r.integer("batch", 1, Limits::max_batch, s.batch);
@@ -456,7 +456,22 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     s.weight_decay =
         r.number("weight_decay", s.weight_decay, non_negative, "a non-negative number");
     s.seed = r.integer("seed", 0, std::numeric_limits<int64_t>::max(), s.seed);
+    s.validation = r.integer("validation", 0, std::numeric_limits<int32_t>::max(), s.validation);
     return s;
+}
+
+static AugmentSettings parse_augment(const Context &ctx, const toml::table *t, const InputSpec &in) {
+    AugmentSettings a;
+    if (!t) return a;
+    TableReader r(ctx, *t, "[augment]: ");
+    r.allow_only({"shift", "rotate", "scale"});
+    const double half = double(std::min(in.width, in.height)) / 2;
+    a.shift = r.number("shift", 0, non_negative, "a non-negative number of pixels");
+    if (a.shift > half) r.fail_at("shift", fmt::format("'shift' must be at most half the image ({}), got {}", half, a.shift));
+    a.rotate = r.number("rotate", 0, non_negative, "a non-negative number of degrees");
+    if (a.rotate > 180) r.fail_at("rotate", fmt::format("'rotate' must be at most 180 degrees, got {}", a.rotate));
+    a.scale = r.number("scale", 0, unit_interval, "a number in [0, 1)");
+    return a;
 }
 
 // --- Layers -------------------------------------------------------------------------
@@ -585,7 +600,7 @@ Network parse_network(std::string_view text, const std::string &source) {
     const toml::table root = parse_toml(ctx, text);
     if (root.empty()) ctx.fail({}, "the file is empty");
     const TableReader r(ctx, root, "");
-    r.allow_only({"network", "input", "layer", "train"});
+    r.allow_only({"network", "input", "layer", "train", "augment"});
 
     Network net;
     net.source = source;
@@ -593,6 +608,7 @@ Network parse_network(std::string_view text, const std::string &source) {
     net.input = parse_input(ctx, *section(r, "input", true));
     parse_layers(ctx, r, net);
     net.train = parse_train(ctx, section(r, "train", false));
+    net.train.augment = parse_augment(ctx, section(r, "augment", false), net.input);
     return net;
 }
 
