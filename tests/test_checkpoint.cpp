@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "temp_dir.h"
 #include <nlohmann/json.hpp>
 
 using namespace kiln;
@@ -24,28 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system's temporary directory, removed with its
-// contents at the end of the test.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int made = 0;
-        path = fs::temp_directory_path() /
-               ("kiln-test-checkpoint-" + std::to_string(::getpid()) + "-" + std::to_string(made++));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    std::string file(const std::string &name) const { return (path / name).string(); }
-    std::vector<std::string> entries() const {
-        std::vector<std::string> names;
-        for (const auto &entry : fs::directory_iterator(path)) names.push_back(entry.path().filename().string());
-        std::sort(names.begin(), names.end());
-        return names;
-    }
-};
+using kiln::testing::TempDir;
 
 std::vector<uint8_t> read_bytes(const std::string &path) {
     std::ifstream in(path, std::ios::binary);
@@ -175,7 +156,7 @@ void check_refused(const std::string &path, const model::Network &net, const std
 
 // A directory holding one checkpoint of make_network("tiny"), saved.
 struct Saved {
-    TempDir dir;
+    TempDir dir{"checkpoint"};
     std::string path = dir.file("tiny.safetensors");
     model::Network net = make_network("tiny");
     Checkpoint ck = make_checkpoint(net);
@@ -291,7 +272,7 @@ TEST_CASE("checkpoint writes are atomic", "[checkpoint]") {
 }
 
 TEST_CASE("checkpoint: a missing file is refused", "[checkpoint]") {
-    TempDir dir;
+    TempDir dir{"checkpoint"};
     check_refused(dir.file("absent.safetensors"), make_network("tiny"), "cannot open");
 }
 

@@ -12,6 +12,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "temp_dir.h"
+
 using namespace kiln;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
@@ -19,22 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system's temporary directory, removed with its
-// contents at the end of the test.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int made = 0;
-        path = fs::temp_directory_path() /
-               ("kiln-test-idx-" + std::to_string(::getpid()) + "-" + std::to_string(made++));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    std::string file(const std::string &name) const { return (path / name).string(); }
-};
+using kiln::testing::TempDir;
 
 void write_file(const std::string &path, const std::vector<uint8_t> &bytes) {
     std::ofstream out(path, std::ios::binary);
@@ -60,7 +47,7 @@ std::vector<uint8_t> idx_bytes(uint32_t magic, const std::vector<uint32_t> &dims
 // A valid pair of files: 5 images of 3 x 4 whose pixels count up, labels i % 3.
 struct Sample {
     static constexpr int64_t count = 5, rows = 3, cols = 4, classes = 3;
-    TempDir dir;
+    TempDir dir{"idx"};
     std::string images = dir.file("images-idx3-ubyte"), labels = dir.file("labels-idx1-ubyte");
     std::vector<uint8_t> pixels, label_values;
 
