@@ -8,8 +8,12 @@ using Halide::Var;
 
 using model::LayerKind;
 
-layers::Forward layer_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in) {
+int index_of(const model::Network &net, const model::Layer &l) { return int(&l - net.layers.data()); }
+
+layers::Forward layer_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in,
+                              Expr dropout_seed) {
     switch (l.kind) {
+    case LayerKind::dropout: return layers::dropout_forward(l, index_of(net, l), in, dropout_seed);
     case LayerKind::conv: return layers::conv_forward(net, l, params, in);
     case LayerKind::maxpool:
     case LayerKind::avgpool: return layers::pool_forward(l, in);
@@ -19,8 +23,9 @@ layers::Forward layer_forward(const model::Network &net, const model::Layer &l, 
 }
 
 layers::Backward layer_backward(const model::Network &net, const model::Layer &l, const Func &params,
-                                const layers::BackwardArgs &args) {
+                                const layers::BackwardArgs &args, Expr dropout_seed) {
     switch (l.kind) {
+    case LayerKind::dropout: return layers::dropout_backward(l, index_of(net, l), args, dropout_seed);
     case LayerKind::conv: return layers::conv_backward(net, l, params, args);
     case LayerKind::maxpool:
     case LayerKind::avgpool: return layers::pool_backward(l, args);
@@ -53,8 +58,13 @@ void scatter_bias(Func &grad, const model::ParamTensor &t, const Func &d_bias) {
 }  // namespace
 
 Graph build_inference(const model::Network &net, const Func &params, const Func &images) {
+    return build_forward(net, params, images, Expr());
+}
+
+Graph build_forward(const model::Network &net, const Func &params, const Func &images, Expr dropout_seed) {
     layers::Vars v;
     Graph g;
+    g.training = dropout_seed.defined();
     const model::InputSpec &in = net.input;
     Halide::Type t = params.output_types()[0];
     Func normalized("normalized");  // (x, y, c, n)
@@ -67,7 +77,7 @@ Graph build_inference(const model::Network &net, const Func &params, const Func 
         LayerStages s;
         s.layer = &l;
         s.in = x;
-        s.fwd = layer_forward(net, l, params, x);
+        s.fwd = layer_forward(net, l, params, x, dropout_seed);
         x = s.fwd.out;
         g.layers.push_back(s);
     }
@@ -78,10 +88,10 @@ Graph build_inference(const model::Network &net, const Func &params, const Func 
 }
 
 Graph build_training(const model::Network &net, const Func &params, const Func &images, const Func &labels,
-                     Expr batch) {
+                     Expr batch, Expr dropout_seed) {
     layers::Vars v;
     Var o("o");
-    Graph g = build_inference(net, params, images);
+    Graph g = build_forward(net, params, images, dropout_seed);
     Halide::Type t = params.output_types()[0];
     g.loss = layers::softmax_cross_entropy(g.scores, labels, int(net.input.classes), batch, t);
 
@@ -90,7 +100,7 @@ Graph build_training(const model::Network &net, const Func &params, const Func &
     for (size_t i = g.layers.size(); i-- > 0;) {
         LayerStages &s = g.layers[i];
         s.d_out = d_out;
-        s.bwd = layer_backward(net, *s.layer, params, {s.in, s.fwd, d_out, batch, i > 0});
+        s.bwd = layer_backward(net, *s.layer, params, {s.in, s.fwd, d_out, batch, i > 0}, dropout_seed);
         d_out = s.bwd.d_in;
     }
 

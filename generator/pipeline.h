@@ -26,6 +26,7 @@ struct LayerStages {
 };
 
 struct Graph {
+    bool training = false;
     Func input;   // (x, y, c, n) normalized images, zero outside the image
     std::vector<LayerStages> layers;
     Func scores;  // (o, n) the last layer's class scores
@@ -33,8 +34,11 @@ struct Graph {
     Func grad;    // (i) flat gradient, Network::params layout; training only
 };
 
+// The forward pass; `dropout_seed` defined: as in training (dropout active).
+Graph build_forward(const model::Network &net, const Func &params, const Func &images, Expr dropout_seed);
 Graph build_inference(const model::Network &net, const Func &params, const Func &images);
+// `dropout_seed`: a new value every step (unused by networks without dropout).
 Graph build_training(const model::Network &net, const Func &params, const Func &images, const Func &labels,
-                     Expr batch);
+                     Expr batch, Expr dropout_seed);
 
 }  // namespace kiln::pipeline

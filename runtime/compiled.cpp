@@ -50,14 +50,14 @@ void CompiledModel::forward(const float *params, const float *images, int n, flo
 }
 
 float CompiledModel::train_step(const float *params, const float *images, const int32_t *labels, int n,
-                                float *scores, float *grad) const {
+                                float *scores, float *grad, uint32_t seed) const {
     Buffer<float> p(const_cast<float *>(params), int(net_.param_count));
     Buffer<float> x = image_buffer(net_, images, n);
     Buffer<int32_t> y(const_cast<int32_t *>(labels), n);
     Buffer<float> loss = Buffer<float>::make_scalar();
     Buffer<float> s(scores, int(net_.input.classes), n);
     Buffer<float> g(grad, int(net_.param_count));
-    check(entry_.train(p, x, y, loss, s, g), net_, "training");
+    check(entry_.train(p, x, y, seed, loss, s, g), net_, "training");
     return loss();
 }
 

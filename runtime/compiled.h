@@ -29,9 +29,9 @@ public:
     // scores: n * classes, image-major.
     void forward(const float *params, const float *images, int n, float *scores) const;
     // One training step's loss (mean over the n images), scores and gradient
-    // (param_count floats) at `params`.
+    // (param_count floats) at `params`; `seed` draws dropout's masks.
     float train_step(const float *params, const float *images, const int32_t *labels, int n, float *scores,
-                     float *grad) const;
+                     float *grad, uint32_t seed = 0) const;
 
 private:
     const CompiledNetwork &entry_;

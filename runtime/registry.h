@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "HalideRuntime.h"
 
@@ -12,9 +13,9 @@ struct CompiledNetwork {
     const char *toml;  // the TOML text the pipelines were compiled from
     // params (i), images (x, y, c, n) -> scores (o, n)
     int (*forward)(halide_buffer_t *params, halide_buffer_t *images, halide_buffer_t *scores);
-    // params, images, labels (n) -> loss (), scores (o, n), grad (i)
-    int (*train)(halide_buffer_t *params, halide_buffer_t *images, halide_buffer_t *labels, halide_buffer_t *loss,
-                 halide_buffer_t *scores, halide_buffer_t *grad);
+    // params, images, labels (n), dropout seed -> loss (), scores (o, n), grad (i)
+    int (*train)(halide_buffer_t *params, halide_buffer_t *images, halide_buffer_t *labels, uint32_t seed,
+                 halide_buffer_t *loss, halide_buffer_t *scores, halide_buffer_t *grad);
 };
 
 extern const CompiledNetwork compiled_networks[];

@@ -23,6 +23,7 @@ namespace {
 
 constexpr uint64_t kShuffleStream = 2;
 constexpr uint64_t kAugmentStream = 4;
+constexpr uint64_t kDropoutStream = 5;
 constexpr int kEvalBatch = 256;
 
 using Clock = std::chrono::steady_clock;
@@ -242,8 +243,9 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
                 }
                 batch_labels[size_t(i)] = train_set.labels[src];
             }
+            const uint32_t dropout_seed = uint32_t(make_rng(uint64_t(s.seed), kDropoutStream, uint64_t(step)).next());
             const float loss = model.train_step(result.params.data(), batch_pixels.data(), batch_labels.data(), n,
-                                                scores.data(), grad.data());
+                                                scores.data(), grad.data(), dropout_seed);
             if (!std::isfinite(loss))
                 throw std::runtime_error(fmt::format(
                     "{}: error: training diverged in epoch {} (loss is {}); try a lower learning rate", net.name,

@@ -15,7 +15,8 @@ using model::LayerKind;
 struct Context {
     int vector;  // lanes of the pipeline's element type
     const ScheduleSettings &settings;
-    Expr batch;  // images in the call, where known (inference)
+    Expr batch;             // images in the call, where known (inference)
+    bool training = false;  // dropout active
 };
 
 // Layers below this many FLOPs per image run on the calling thread when the
@@ -43,9 +44,31 @@ int channel_block(int64_t channels, const Context &ctx) {
     return 1;
 }
 
+// A convolution-shaped reduction, forward or adjoint: `stored` (x, y, ch, n) is
+// computed whole in blocks of `block` channels, images and channel blocks in
+// parallel (one image still has work for every core), rows vectorized; its
+// accumulator `acc` one row of the block at a time, the reduction (kx, ky, and the
+// other side's channels) inside, so that the block x one vector of accumulators
+// stays in registers. `serial_single_image`: a call with one image runs serially.
+void schedule_window_rows(Func stored, Func acc, int block, const Context &ctx, bool serial_single_image) {
+    Var sx = stored.args()[0], sy = stored.args()[1], sc = stored.args()[2], sn = stored.args()[3];
+    Var co("co"), ci("ci"), cn("cn"), xo("xo"), xi("xi");
+    stored.compute_root();
+    if (serial_single_image)
+        stored.specialize(ctx.batch == 1).split(sc, co, ci, block).reorder(sx, ci, sy, co, sn).vectorize(sx, ctx.vector);
+    stored.split(sc, co, ci, block).reorder(sx, ci, sy, co, sn).fuse(co, sn, cn).parallel(cn).vectorize(sx, ctx.vector);
+    Var ax = acc.args()[0], ay = acc.args()[1], ac = acc.args()[2];
+    std::vector<RVar> r = acc.rvars(0);  // kx, ky, and channels
+    acc.compute_at(stored, sy).vectorize(ax, ctx.vector);
+    acc.update()
+        .split(ax, xo, xi, ctx.vector)
+        .reorder(xi, ac, r[0], r[1], r[2], xo, ay)
+        .vectorize(xi)
+        .unroll(ac)
+        .unroll(r[0]);
+}
+
 void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
-    Func out = s.fwd.out, pre = s.fwd.pre;
-    Var fx = out.args()[0], fy = out.args()[1], fo = out.args()[2], fn = out.args()[3];
     // The zero border stored once, so the inner loop reads without bounds checks.
     if (s.fwd.in_padded.defined()) {
         Func padded = s.fwd.in_padded;
@@ -53,30 +76,8 @@ void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
         serial_for_one_image(padded, padded.args()[0], s, ctx);
         schedule_spatial(padded, ctx);
     }
-    // Images and blocks of output channels in parallel (one image still has work for
-    // every core); rows vectorized.
-    Var oo("oo"), oi("oi"), on("on");
-    const int block = channel_block(s.layer->out.channels, ctx);
-    out.compute_root();
-    if (ctx.batch.defined() && s.layer->flops < kSerialFlops)
-        out.specialize(ctx.batch == 1).split(fo, oo, oi, block).reorder(fx, oi, fy, oo, fn).vectorize(fx, ctx.vector);
-    out.split(fo, oo, oi, block)
-        .reorder(fx, oi, fy, oo, fn)
-        .fuse(oo, fn, on)
-        .parallel(on)
-        .vectorize(fx, ctx.vector);
-    // One row of `block` channels accumulated at a time: the reduction runs inside,
-    // its accumulators (block x one vector) stay in registers.
-    Var px = pre.args()[0], py = pre.args()[1], po = pre.args()[2];
-    Var xo("xo"), xi("xi");
-    std::vector<RVar> r = pre.rvars(0);  // kx, ky, c
-    pre.compute_at(out, fy).vectorize(px, ctx.vector);
-    pre.update()
-        .split(px, xo, xi, ctx.vector)
-        .reorder(xi, po, r[0], r[1], r[2], xo, py)
-        .vectorize(xi)
-        .unroll(po)
-        .unroll(r[0]);
+    schedule_window_rows(s.fwd.out, s.fwd.pre, channel_block(s.layer->out.channels, ctx), ctx,
+                         ctx.batch.defined() && s.layer->flops < kSerialFlops);
 }
 
 // A bias gradient (o) summed over (x, y, n) of d_pre: channels in parallel.
@@ -117,30 +118,28 @@ void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
     patches.compute_at(partial, image).vectorize(patches.args()[0], ctx.vector, TailStrategy::GuardWithIf);
 
     if (s.bwd.d_in.defined()) {
-        // As the forward pass, with input channels in the place of output channels:
-        // one row of `block` channels accumulated at a time, stored by a wrapper.
+        // As the forward pass, input channels in the place of output channels; a
+        // wrapper stores d_in, which accumulates row by row.
         schedule_spatial(s.bwd.d_pre_padded, ctx);
         Func din = s.bwd.d_in;  // (x, y, c, n) summed over kx, ky, o
-        Func stored = din.in();
-        Var sx = stored.args()[0], sy = stored.args()[1], sc = stored.args()[2], sn = stored.args()[3];
-        Var co("co"), ci("ci"), cn("cn"), xo("xo"), xi("xi");
-        const int in_block = channel_block(s.layer->in.channels, ctx);
-        stored.compute_root()
-            .split(sc, co, ci, in_block)
-            .reorder(sx, ci, sy, co, sn)
-            .fuse(co, sn, cn)
-            .parallel(cn)
-            .vectorize(sx, ctx.vector);
-        Var dx = din.args()[0], dy = din.args()[1], dc = din.args()[2];
-        std::vector<RVar> k = din.rvars(0);  // kx, ky, o
-        din.compute_at(stored, sy).vectorize(dx, ctx.vector);
-        din.update()
-            .split(dx, xo, xi, ctx.vector)
-            .reorder(xi, dc, k[0], k[1], k[2], xo, dy)
-            .vectorize(xi)
-            .unroll(dc)
-            .unroll(k[0]);
+        schedule_window_rows(din.in(), din, channel_block(s.layer->in.channels, ctx), ctx, false);
     }
+}
+
+// An element-wise stage (x, y, c, n) stored whole: vectors along x, or along c
+// for a dense layer's (1 x 1) activations.
+void schedule_elementwise(Func f, const model::Shape &shape, const Context &ctx) {
+    f.compute_root().vectorize(f.args()[shape.width > 1 ? 0 : 2], ctx.vector).parallel(f.args()[3]);
+}
+
+// Dropout's mask is a hash worth computing once per element: stored in training;
+// in inference the layer is the identity and stays inline.
+void dropout_forward(const pipeline::LayerStages &s, const Context &ctx) {
+    if (ctx.training) schedule_elementwise(s.fwd.out, s.layer->out, ctx);
+}
+
+void dropout_backward(const pipeline::LayerStages &s, const Context &ctx) {
+    if (s.bwd.d_in.defined()) schedule_elementwise(s.bwd.d_in, s.layer->in, ctx);
 }
 
 void pool_forward(const pipeline::LayerStages &s, const Context &ctx) {
@@ -211,6 +210,7 @@ void schedule_forward_layers(pipeline::Graph &g, const Context &ctx) {
         case LayerKind::maxpool:
         case LayerKind::avgpool: pool_forward(s, ctx); break;
         case LayerKind::dense: dense_forward(s, ctx); break;
+        case LayerKind::dropout: dropout_forward(s, ctx); break;
         }
     }
 }
@@ -249,7 +249,8 @@ void schedule_inference(pipeline::Graph &g, const Halide::Target &target, const 
 }
 
 void schedule_training(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings) {
-    const Context ctx = context_for(g, target, settings);
+    Context ctx = context_for(g, target, settings);
+    ctx.training = true;
     schedule_forward_layers(g, ctx);
     g.scores.compute_root();
     g.loss.max_score.compute_root();
@@ -262,6 +263,7 @@ void schedule_training(pipeline::Graph &g, const Halide::Target &target, const S
         case LayerKind::maxpool:
         case LayerKind::avgpool: pool_backward(s, ctx); break;
         case LayerKind::dense: dense_backward(s, ctx); break;
+        case LayerKind::dropout: dropout_backward(s, ctx); break;
         }
     }
 }

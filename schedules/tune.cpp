@@ -72,7 +72,8 @@ public:
         Timing t;
         {
             ImageParam p(Halide::Float(32), 1, "params"), x(Halide::Float(32), 4, "images"), y(Halide::Int(32), 1, "labels");
-            pipeline::Graph g = pipeline::build_training(net_, p, x, y, x.dim(3).extent());
+            Halide::Param<uint32_t> seed("seed");
+            pipeline::Graph g = pipeline::build_training(net_, p, x, y, x.dim(3).extent(), seed);
             schedule_training(g, target, settings);
             Halide::Pipeline train({g.loss.loss, g.scores, g.grad});
             train.compile_jit(target);
@@ -81,6 +82,7 @@ public:
             p.set(params_);
             x.set(train_images_);
             y.set(labels_);
+            seed.set(1);
             t.train_s = fastest_seconds([&] { train.realize({loss, scores, grad}); }, repeats_);
         }
         {

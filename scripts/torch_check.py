@@ -52,6 +52,7 @@ LAYER_KEYS = {
     "maxpool": {"type", "name", "size", "stride"},
     "avgpool": {"type", "name", "size", "stride"},
     "dense": {"type", "name", "units", "activation"},
+    "dropout": {"type", "name", "rate"},
 }
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 NETWORK_NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
@@ -130,7 +131,7 @@ def load_network(path):
             raise CheckError(f"{where}: not a table")
         kind = t.get("type")
         if kind not in LAYER_KEYS:
-            raise CheckError(f"{where}: unknown layer type {kind!r} (expected conv, maxpool, avgpool, dense)")
+            raise CheckError(f"{where}: unknown layer type {kind!r} (expected conv, maxpool, avgpool, dense, dropout)")
         unknown = sorted(set(t) - LAYER_KEYS[kind])
         if unknown:
             raise CheckError(f"{where}: unknown key '{unknown[0]}' for a {kind} layer")
@@ -148,7 +149,10 @@ def load_network(path):
         if kind == "conv":
             k = _int(t, "kernel", where, 1)
             s = _int(t, "stride", where, 1, 1)
-            p = _int(t, "padding", where, 0, 0)
+            if t.get("padding") == "same":  # odd kernel, stride 1 (Kiln checks)
+                p = (k - 1) // 2
+            else:
+                p = _int(t, "padding", where, 0, 0)
             if p >= k:
                 raise CheckError(f"{where}: 'padding' must be less than 'kernel' ({k}), got {p}")
             layer.update(filters=_int(t, "filters", where, 1), kernel=k, stride=s, padding=p,
@@ -159,6 +163,12 @@ def load_network(path):
             s = _int(t, "stride", where, 1, size)
             layer.update(size=size, stride=s)
             window, pad = size, 0
+        elif kind == "dropout":
+            rate = t.get("rate")
+            if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
+                raise CheckError(f"{where}: 'rate' must be a number in [0, 1)")
+            layer.update(rate=float(rate))
+            window, pad, s = 1, 0, 1
         else:
             layer.update(units=_int(t, "units", where, 1), activation=_activation(t, where))
 
@@ -199,6 +209,8 @@ def network_hash(net):
                     f"padding={l['padding']} activation={l['activation']}")
         elif l["kind"] == "dense":
             spec = f"units={l['units']} activation={l['activation']}"
+        elif l["kind"] == "dropout":
+            spec = f"rate={_fmt_number(l['rate'])}"
         else:
             spec = f"size={l['size']} stride={l['stride']}"
         out += f"layer {l['name']} {l['kind']} {spec}\n"
@@ -232,6 +244,8 @@ def build_model(net):
                                                 padding=l["padding"])))
             elif l["kind"] == "maxpool":
                 modules.append((name, nn.MaxPool2d(l["size"], stride=l["stride"])))
+            elif l["kind"] == "dropout":
+                modules.append((name, nn.Dropout(l["rate"])))
             else:
                 modules.append((name, nn.AvgPool2d(l["size"], stride=l["stride"])))
         if l.get("activation", "none") != "none":

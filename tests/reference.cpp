@@ -246,6 +246,37 @@ double softmax_cross_entropy(const Tensor &scores /* [N, L, 1, 1] */, const int3
     return loss;
 }
 
+// ---- dropout ------------------------------------------------------------------------
+
+// The mask is part of dropout's definition (generator/layers/dropout.cpp): an element
+// is kept where the "lowbias32" mix of (seed, layer index, x, y, c, n), coordinate
+// by coordinate, is at least rate * 2^32.
+uint32_t mix(uint32_t h) {
+    h ^= h >> 16;
+    h *= 0x7feb352du;
+    h ^= h >> 15;
+    h *= 0x846ca68bu;
+    return h ^ (h >> 16);
+}
+
+bool dropout_keep(const Layer &l, int index, uint32_t seed, int64_t x, int64_t y, int64_t c, int64_t n) {
+    uint32_t h = seed ^ (uint32_t(index) * 0x9e3779b9u);
+    for (int64_t coordinate : {x, y, c, n}) h = mix(h ^ uint32_t(coordinate));
+    return double(h) >= std::min(l.dropout().rate * 4294967296.0, 4294967295.0);
+}
+
+// out = keep ? in / (1 - rate) : 0; its adjoint is the same map of d_out.
+Tensor dropout_apply(const Layer &l, int index, uint32_t seed, const Tensor &t /* [N, C, H, W] */) {
+    Tensor out(t.N, t.C, t.H, t.W);  // [N, C, H, W]
+    for (int64_t n = 0; n < t.N; n++)
+        for (int64_t c = 0; c < t.C; c++)
+            for (int64_t y = 0; y < t.H; y++)
+                for (int64_t x = 0; x < t.W; x++)
+                    out.at(n, c, y, x) =
+                        dropout_keep(l, index, seed, x, y, c, n) ? t.at(n, c, y, x) / (1 - l.dropout().rate) : 0.0;
+    return out;
+}
+
 // ---- the network ------------------------------------------------------------------
 
 // The output shape from the definitions, checked against the model's own.
@@ -265,6 +296,7 @@ void check_shape(const Layer &l) {
         break;
     }
     case LayerKind::dense: want = {l.dense().units, 1, 1}; break;
+    case LayerKind::dropout: want = l.in; break;
     }
     if (!(want == l.out)) throw std::logic_error("reference: layer " + l.name + " has an unexpected output shape");
 }
@@ -278,7 +310,7 @@ struct Saved {
 }  // namespace
 
 ReferenceResult reference_train_step(const model::Network &net, const std::vector<float> &params,
-                                     const float *images, const int32_t *labels, int n) {
+                                     const float *images, const int32_t *labels, int n, uint32_t dropout_seed) {
     if (int64_t(params.size()) != net.param_count) throw std::invalid_argument("reference: wrong parameter count");
     for (int i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= net.input.classes) throw std::invalid_argument("reference: bad label");
@@ -305,6 +337,7 @@ ReferenceResult reference_train_step(const model::Network &net, const std::vecto
         case LayerKind::dense: s.pre = dense_forward(l, weight(l), bias(l), x); break;
         case LayerKind::maxpool: x = maxpool_forward(l, x); break;
         case LayerKind::avgpool: x = avgpool_forward(l, x); break;
+        case LayerKind::dropout: x = dropout_apply(l, int(&l - net.layers.data()), dropout_seed, x); break;
         }
         if (l.kind == LayerKind::conv || l.kind == LayerKind::dense) x = activation_forward(l.activation(), s.pre);
         saved.push_back(std::move(s));
@@ -327,6 +360,7 @@ ReferenceResult reference_train_step(const model::Network &net, const std::vecto
             break;
         case LayerKind::maxpool: d = maxpool_backward(l, s.in, d); break;
         case LayerKind::avgpool: d = avgpool_backward(l, s.in, d); break;
+        case LayerKind::dropout: d = dropout_apply(l, int(i), dropout_seed, d); break;
         }
     }
     return r;

@@ -17,8 +17,9 @@ struct ReferenceResult {
 };
 
 // images: n * C * H * W floats in [0, 1], (n, c, y, x) row-major; labels: n.
-// The input is normalized as (x - mean) / std, as the pipelines do.
+// The input is normalized as (x - mean) / std, as the pipelines do; dropout layers
+// draw their masks from `dropout_seed`.
 ReferenceResult reference_train_step(const model::Network &net, const std::vector<float> &params,
-                                     const float *images, const int32_t *labels, int n);
+                                     const float *images, const int32_t *labels, int n, uint32_t dropout_seed = 0);
 
 }  // namespace kiln::reference

@@ -20,6 +20,7 @@ using Halide::Func;
 using Halide::Var;
 
 constexpr int kImages = 3;
+constexpr uint32_t kDropoutSeed = 12345;  // fixed: the same masks in every evaluation of the loss
 
 kiln::model::Network tiny_network(const std::string &layer) {
     return kiln::model::parse_network(
@@ -57,7 +58,8 @@ struct TrainStep {
         params(i) = in.params(i);
         images(x, y, c, n) = in.images(x, y, c, n);
         labels(n) = in.labels(n);
-        kiln::pipeline::Graph g = kiln::pipeline::build_training(net, params, images, labels, kImages);
+        kiln::pipeline::Graph g =
+            kiln::pipeline::build_training(net, params, images, labels, kImages, Halide::Expr(kDropoutSeed));
         kiln::schedules::schedule_training(g, Halide::get_jit_target_from_environment());
         loss = g.loss.loss;
         grad = g.grad;
@@ -78,7 +80,7 @@ Buffer<double> halide_autodiff_gradient(const kiln::model::Network &net, Inputs 
     Func params, images;
     params(i) = in.params(i);
     images(x, y, c, n) = in.images(x, y, c, n);
-    kiln::pipeline::Graph g = kiln::pipeline::build_inference(net, params, images);
+    kiln::pipeline::Graph g = kiln::pipeline::build_forward(net, params, images, Halide::Expr(kDropoutSeed));
     Halide::RDom ro(0, int(net.input.classes)), rn(0, kImages);
     Func log_sum;
     log_sum(n) = Halide::log(Halide::sum(Halide::exp(g.scores(ro, n))));
@@ -141,6 +143,7 @@ TEST_CASE("conv adjoint matches finite differences and Halide's autodiff", "[gra
     check_layer("type = \"conv\"\nfilters = 2\nkernel = 3\nstride = 2\nactivation = \"tanh\"");
     check_layer("type = \"conv\"\nfilters = 3\nkernel = 2\nstride = 2\npadding = 1\nactivation = \"sigmoid\"");
     check_layer("type = \"conv\"\nfilters = 1\nkernel = 1");
+    check_layer("type = \"conv\"\nfilters = 5\nkernel = 5\npadding = \"same\"\nactivation = \"relu\"");
 }
 
 TEST_CASE("maxpool adjoint matches finite differences and Halide's autodiff", "[gradients][maxpool]") {
@@ -158,6 +161,32 @@ TEST_CASE("dense adjoint matches finite differences and Halide's autodiff", "[gr
     check_layer("type = \"dense\"\nunits = 5\nactivation = \"relu\"");
     check_layer("type = \"dense\"\nunits = 4\nactivation = \"sigmoid\"");
     check_layer("type = \"dense\"\nunits = 17\nactivation = \"tanh\"");  // more units than a vector
+}
+
+TEST_CASE("dropout adjoint matches finite differences and Halide's autodiff", "[gradients][dropout]") {
+    check_layer("type = \"dropout\"\nrate = 0.5");
+    check_layer("type = \"dropout\"\nrate = 0.2");
+}
+
+TEST_CASE("dropout drops about its rate of elements, and none in inference", "[gradients][dropout]") {
+    const kiln::model::Network net = tiny_network("type = \"dropout\"\nrate = 0.3");
+    const kiln::model::Layer &drop = net.layers[1];
+    Var x, y, c, n;
+    Func ones;
+    ones(x, y, c, n) = Halide::cast<double>(1);
+    Buffer<double> trained = kiln::layers::dropout_forward(drop, 1, ones, Halide::Expr(7u)).out.realize({50, 50, 4, 4});
+    int dropped = 0;
+    trained.for_each_value([&](double v) {
+        dropped += v == 0;
+        if (v != 0) CHECK(v == Approx(1 / 0.7));
+    });
+    CHECK(double(dropped) / (50 * 50 * 4 * 4) == Approx(0.3).margin(0.01));
+    Buffer<double> other = kiln::layers::dropout_forward(drop, 1, ones, Halide::Expr(8u)).out.realize({50, 50, 4, 4});
+    int differ = 0;
+    for (int i = 0; i < 50 * 50 * 16; i++) differ += trained.data()[i] != other.data()[i];
+    CHECK(differ > 0);  // a new seed, new masks
+    Buffer<double> inferred = kiln::layers::dropout_forward(drop, 1, ones, Halide::Expr()).out.realize({5, 5, 4, 1});
+    inferred.for_each_value([&](double v) { CHECK(v == 1.0); });
 }
 
 TEST_CASE("maxpool sends a tied window's gradient to its first maximum only", "[gradients][maxpool]") {

@@ -414,7 +414,7 @@ TEST_CASE("refused: unknown keys, in every table and at the top level", "[model]
 
 TEST_CASE("refused: an unknown layer type", "[model][errors]") {
     expect_error(with_input({"[[layer]]", "type = \"lstm\"", "units = 2"}), 7, 8,
-                 "layer 1: unknown layer type \"lstm\" (expected conv, maxpool, avgpool, dense)");
+                 "layer 1: unknown layer type \"lstm\" (expected conv, maxpool, avgpool, dense, dropout)");
     expect_error(with_input({"[[layer]]", "type = \"Dense\"", "units = 2"}), 7, 8,
                  "unknown layer type \"Dense\"");
 }
@@ -817,4 +817,15 @@ TEST_CASE("[augment] and validation are read; bad values refused", "[model]") {
     expect_error(with_input(last_dense, {"[augment]", "rotate = -1"}), 10, 10, "'rotate' must be a non-negative");
     expect_error(with_input(last_dense, {"[augment]", "scale = 1.5"}), 10, 9, "'scale' must be a number in [0, 1)");
     expect_error(with_input(last_dense, {"[train]", "validation = -1"}), 10, 14, "'validation'");
+}
+
+TEST_CASE("dropout keeps the shape; its rate is required and below 1", "[model]") {
+    const Network net = parse_network(
+        with_input({"[[layer]]", "type = \"dropout\"", "rate = 0.25"}, last_dense), "t.toml");
+    CHECK(net.layers[0].dropout().rate == 0.25);
+    CHECK(net.layers[0].out == net.input.shape());
+    CHECK(net.layers[0].name == "dropout1");
+    expect_error(with_input({"[[layer]]", "type = \"dropout\""}, last_dense), 6, 1, "needs 'rate'");
+    expect_error(with_input({"[[layer]]", "type = \"dropout\"", "rate = 1"}, last_dense), 8, 8,
+                 "'rate' must be a number in [0, 1)");
 }

@@ -34,6 +34,8 @@ const char *to_string(LayerKind k) {
             return "avgpool";
         case LayerKind::dense:
             return "dense";
+        case LayerKind::dropout:
+            return "dropout";
     }
     return "?";
 }
@@ -57,6 +59,8 @@ static std::string spec_text(const Layer &l) {
         case LayerKind::dense:
             return fmt::format("units={} activation={}", l.dense().units,
                                to_string(l.dense().activation));
+        case LayerKind::dropout:
+            return fmt::format("rate={}", l.dropout().rate);
     }
     return {};
 }

@@ -48,8 +48,11 @@ struct DenseSpec {  // input flattened in (channel, row, column) order
     int64_t units = 0;
     Activation activation = Activation::none;
 };
+struct DropoutSpec {  // in training, zero each element with probability `rate`, scale the rest by 1/(1 - rate)
+    double rate = 0;
+};
 
-enum class LayerKind { conv, maxpool, avgpool, dense };
+enum class LayerKind { conv, maxpool, avgpool, dense, dropout };
 const char *to_string(LayerKind k);
 
 // A parameter tensor inside the one flat parameter vector, in PyTorch's layout:
@@ -65,7 +68,7 @@ struct ParamTensor {
 struct Layer {
     LayerKind kind = LayerKind::conv;
     std::string name;  // unique; default: kind + running count (conv1, dense2, ...)
-    std::variant<ConvSpec, PoolSpec, DenseSpec> spec;
+    std::variant<ConvSpec, PoolSpec, DenseSpec, DropoutSpec> spec;
     Shape in, out;
     int weight = -1, bias = -1;  // indices into Network::params, -1 if none
     int64_t flops = 0;           // per image, a multiply-add counted as 2
@@ -74,6 +77,7 @@ struct Layer {
     const ConvSpec &conv() const { return std::get<ConvSpec>(spec); }
     const PoolSpec &pool() const { return std::get<PoolSpec>(spec); }
     const DenseSpec &dense() const { return std::get<DenseSpec>(spec); }
+    const DropoutSpec &dropout() const { return std::get<DropoutSpec>(spec); }
     Activation activation() const;  // none for pooling
 };
 

@@ -485,6 +485,7 @@ static const KindEntry kinds[] = {
     {LayerKind::maxpool, parse_pool},
     {LayerKind::avgpool, parse_pool},
     {LayerKind::dense, parse_dense},
+    {LayerKind::dropout, parse_dropout},
 };
 
 // State carried from layer to layer.
