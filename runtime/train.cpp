@@ -15,6 +15,7 @@
 #include "augment.h"
 #include "checkpoint.h"
 #include "init.h"
+#include "lr_schedule.h"
 #include "optimizer.h"
 #include "rng.h"
 
@@ -105,12 +106,6 @@ private:
     }
     std::string path_;
 };
-
-// The learning rate for step `step` of `steps` in the whole run.
-double learning_rate_at(const model::TrainSettings &s, int64_t step, int64_t steps) {
-    if (s.lr_schedule == "cosine") return s.learning_rate * 0.5 * (1 + std::cos(M_PI * double(step) / double(steps)));
-    return s.learning_rate;
-}
 
 std::map<std::string, std::string> settings_metadata(const model::TrainSettings &s) {
     return {{"seed", std::to_string(s.seed)},
@@ -252,7 +247,7 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
                     epoch, loss));
             loss_sum += double(loss) * n;
             for (int i = 0; i < n; i++) correct += argmax(scores.data() + size_t(i) * classes, classes) == batch_labels[size_t(i)];
-            optimizer->step(result.params, grad, learning_rate_at(s, step, steps_per_epoch * s.epochs), step);
+            optimizer->step(result.params, grad, learning_rate_at(s, step, steps_per_epoch), step);
             step++;
             const int64_t done = begin + n;
             bar.update(epoch, s.epochs, done, train_set.count, double(done) / seconds_since(epoch_start));

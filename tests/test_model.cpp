@@ -829,3 +829,15 @@ TEST_CASE("dropout keeps the shape; its rate is required and below 1", "[model]"
     expect_error(with_input({"[[layer]]", "type = \"dropout\"", "rate = 1"}, last_dense), 8, 8,
                  "'rate' must be a number in [0, 1)");
 }
+
+TEST_CASE("learning-rate schedules: step needs its epochs; unknown names refused", "[model][errors]") {
+    const Network net = parse_network(
+        with_input(last_dense, {"[train]", "lr_schedule = \"step\"", "lr_step_epochs = 3", "lr_gamma = 0.5"}),
+        "t.toml");
+    CHECK(net.train.lr_step_epochs == 3);
+    CHECK(net.train.lr_gamma == 0.5);
+    expect_error(with_input(last_dense, {"[train]", "lr_schedule = \"step\""}), 10, 15,
+                 "lr_schedule = \"step\" needs 'lr_step_epochs'");
+    expect_error(with_input(last_dense, {"[train]", "lr_schedule = \"plateau\""}), 10, 15,
+                 "'lr_schedule' must be \"constant\", \"cosine\", \"step\" or \"onecycle\"");
+}

@@ -102,9 +102,11 @@ struct TrainSettings {
     int64_t batch = 64;
     std::string optimizer = "sgd";  // sgd | adam | adamw | rmsprop (runtime/optimizer.h)
     double learning_rate = 0.05;
-    // "constant", or "cosine": per step from learning_rate down to 0 at the last
-    // step, lr * (1 + cos(pi * step / steps)) / 2
+    // constant | cosine | step | onecycle (runtime/lr_schedule.h)
     std::string lr_schedule = "constant";
+    int64_t lr_step_epochs = 0;  // step: epochs between drops
+    double lr_gamma = 0.1;       // step: factor at each drop
+    double lr_warmup = 0.3;      // onecycle: fraction of the run spent warming up
     double momentum = 0.9;      // sgd and rmsprop
     bool nesterov = false;      // sgd
     double beta1 = 0.9, beta2 = 0.999;  // adam, adamw

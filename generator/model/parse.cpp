@@ -428,7 +428,8 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     const toml::table none;
     TableReader r(ctx, t ? *t : none, "[train]: ");
     r.allow_only(
-        {"epochs", "batch", "optimizer", "learning_rate", "lr_schedule", "momentum", "nesterov", "beta1",
+        {"epochs", "batch", "optimizer", "learning_rate", "lr_schedule", "lr_step_epochs", "lr_gamma",
+         "lr_warmup", "momentum", "nesterov", "beta1",
          "beta2", "alpha", "epsilon", "weight_decay", "seed", "validation"});
     TrainSettings s;
     s.epochs = r.integer("epochs", 1, Limits::max_epochs, s.epochs);
@@ -439,9 +440,16 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
                                            quote(s.optimizer)));
     s.learning_rate = r.number("learning_rate", s.learning_rate, positive, "a positive number");
     s.lr_schedule = r.string("lr_schedule", s.lr_schedule);
-    if (s.lr_schedule != "constant" && s.lr_schedule != "cosine")
-        r.fail_at("lr_schedule", fmt::format("'lr_schedule' must be \"constant\" or \"cosine\", got {}",
-                                             quote(s.lr_schedule)));
+    if (s.lr_schedule != "constant" && s.lr_schedule != "cosine" && s.lr_schedule != "step" &&
+        s.lr_schedule != "onecycle")
+        r.fail_at("lr_schedule",
+                  fmt::format("'lr_schedule' must be \"constant\", \"cosine\", \"step\" or \"onecycle\", got {}",
+                              quote(s.lr_schedule)));
+    s.lr_step_epochs = r.integer("lr_step_epochs", 1, Limits::max_epochs, s.lr_schedule == "step" ? 0 : 1);
+    if (s.lr_schedule == "step" && !r.find("lr_step_epochs"))
+        r.fail_at("lr_schedule", "lr_schedule = \"step\" needs 'lr_step_epochs'");
+    s.lr_gamma = r.number("lr_gamma", s.lr_gamma, unit_interval, "a number in [0, 1)");
+    s.lr_warmup = r.number("lr_warmup", s.lr_warmup, unit_interval, "a number in [0, 1)");
     // RMSprop, as PyTorch's, has no momentum unless asked.
     s.momentum = r.number("momentum", s.optimizer == "rmsprop" ? 0.0 : s.momentum, unit_interval,
                           "a number in [0, 1)");
