@@ -14,6 +14,7 @@ layers::Forward layer_forward(const model::Network &net, const model::Layer &l, 
                               Expr dropout_seed) {
     switch (l.kind) {
     case LayerKind::dropout: return layers::dropout_forward(l, index_of(net, l), in, dropout_seed);
+    case LayerKind::globalavgpool: return layers::global_pool_forward(l, in);
     case LayerKind::conv: return layers::conv_forward(net, l, params, in);
     case LayerKind::maxpool:
     case LayerKind::avgpool: return layers::pool_forward(l, in);
@@ -26,6 +27,7 @@ layers::Backward layer_backward(const model::Network &net, const model::Layer &l
                                 const layers::BackwardArgs &args, Expr dropout_seed) {
     switch (l.kind) {
     case LayerKind::dropout: return layers::dropout_backward(l, index_of(net, l), args, dropout_seed);
+    case LayerKind::globalavgpool: return layers::global_pool_backward(l, args);
     case LayerKind::conv: return layers::conv_backward(net, l, params, args);
     case LayerKind::maxpool:
     case LayerKind::avgpool: return layers::pool_backward(l, args);

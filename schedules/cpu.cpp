@@ -142,6 +142,18 @@ void dropout_backward(const pipeline::LayerStages &s, const Context &ctx) {
     if (s.bwd.d_in.defined()) schedule_elementwise(s.bwd.d_in, s.layer->in, ctx);
 }
 
+// Global average pooling: per image and channel a sum over the image, channels
+// vectorized; its adjoint is element-wise.
+void global_pool_forward(const pipeline::LayerStages &s, const Context &ctx) {
+    Func out = s.fwd.out;
+    out.compute_root().vectorize(out.args()[2], ctx.vector, TailStrategy::GuardWithIf).parallel(out.args()[3]);
+    out.update().vectorize(out.args()[2], ctx.vector, TailStrategy::GuardWithIf).parallel(out.args()[3]);
+}
+
+void global_pool_backward(const pipeline::LayerStages &s, const Context &ctx) {
+    if (s.bwd.d_in.defined()) schedule_spatial(s.bwd.d_in, ctx);
+}
+
 void pool_forward(const pipeline::LayerStages &s, const Context &ctx) {
     Func out = s.fwd.out;
     out.compute_root();
@@ -211,6 +223,7 @@ void schedule_forward_layers(pipeline::Graph &g, const Context &ctx) {
         case LayerKind::avgpool: pool_forward(s, ctx); break;
         case LayerKind::dense: dense_forward(s, ctx); break;
         case LayerKind::dropout: dropout_forward(s, ctx); break;
+        case LayerKind::globalavgpool: global_pool_forward(s, ctx); break;
         }
     }
 }
@@ -264,6 +277,7 @@ void schedule_training(pipeline::Graph &g, const Halide::Target &target, const S
         case LayerKind::avgpool: pool_backward(s, ctx); break;
         case LayerKind::dense: dense_backward(s, ctx); break;
         case LayerKind::dropout: dropout_backward(s, ctx); break;
+        case LayerKind::globalavgpool: global_pool_backward(s, ctx); break;
         }
     }
 }

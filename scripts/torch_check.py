@@ -53,6 +53,7 @@ LAYER_KEYS = {
     "avgpool": {"type", "name", "size", "stride"},
     "dense": {"type", "name", "units", "activation"},
     "dropout": {"type", "name", "rate"},
+    "globalavgpool": {"type", "name"},
 }
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 NETWORK_NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
@@ -131,7 +132,7 @@ def load_network(path):
             raise CheckError(f"{where}: not a table")
         kind = t.get("type")
         if kind not in LAYER_KEYS:
-            raise CheckError(f"{where}: unknown layer type {kind!r} (expected conv, maxpool, avgpool, dense, dropout)")
+            raise CheckError(f"{where}: unknown layer type {kind!r} (expected conv, maxpool, avgpool, dense, dropout, globalavgpool)")
         unknown = sorted(set(t) - LAYER_KEYS[kind])
         if unknown:
             raise CheckError(f"{where}: unknown key '{unknown[0]}' for a {kind} layer")
@@ -169,11 +170,15 @@ def load_network(path):
                 raise CheckError(f"{where}: 'rate' must be a number in [0, 1)")
             layer.update(rate=float(rate))
             window, pad, s = 1, 0, 1
+        elif kind == "globalavgpool":
+            window, pad, s = None, 0, 1
         else:
             layer.update(units=_int(t, "units", where, 1), activation=_activation(t, where))
 
         if kind == "dense":
             c, h, wd = layer["units"], 1, 1
+        elif kind == "globalavgpool":
+            h, wd = 1, 1
         else:
             hp, wp = h + 2 * pad, wd + 2 * pad
             if window > hp or window > wp:
@@ -211,6 +216,8 @@ def network_hash(net):
             spec = f"units={l['units']} activation={l['activation']}"
         elif l["kind"] == "dropout":
             spec = f"rate={_fmt_number(l['rate'])}"
+        elif l["kind"] == "globalavgpool":
+            spec = ""
         else:
             spec = f"size={l['size']} stride={l['stride']}"
         out += f"layer {l['name']} {l['kind']} {spec}\n"
@@ -246,6 +253,8 @@ def build_model(net):
                 modules.append((name, nn.MaxPool2d(l["size"], stride=l["stride"])))
             elif l["kind"] == "dropout":
                 modules.append((name, nn.Dropout(l["rate"])))
+            elif l["kind"] == "globalavgpool":
+                modules.append((name, nn.AdaptiveAvgPool2d(1)))
             else:
                 modules.append((name, nn.AvgPool2d(l["size"], stride=l["stride"])))
         if l.get("activation", "none") != "none":

@@ -277,6 +277,31 @@ Tensor dropout_apply(const Layer &l, int index, uint32_t seed, const Tensor &t /
     return out;
 }
 
+// ---- global average pooling -------------------------------------------------------
+
+// out[n, c, 0, 0] = mean over y, x of in[n, c, y, x]
+Tensor global_pool_forward(const Tensor &in /* [N, C, H, W] */) {
+    Tensor out(in.N, in.C, 1, 1);  // [N, C, 1, 1]
+    for (int64_t n = 0; n < in.N; n++)
+        for (int64_t c = 0; c < in.C; c++) {
+            double sum = 0;
+            for (int64_t y = 0; y < in.H; y++)
+                for (int64_t x = 0; x < in.W; x++) sum += in.at(n, c, y, x);
+            out.at(n, c, 0, 0) = sum / double(in.H * in.W);
+        }
+    return out;
+}
+
+// d_in[n, c, y, x] = d_out[n, c, 0, 0] / (H W)
+Tensor global_pool_backward(const Tensor &in /* [N, C, H, W] */, const Tensor &d_out /* [N, C, 1, 1] */) {
+    Tensor d_in(in.N, in.C, in.H, in.W);  // [N, C, H, W]
+    for (int64_t n = 0; n < in.N; n++)
+        for (int64_t c = 0; c < in.C; c++)
+            for (int64_t y = 0; y < in.H; y++)
+                for (int64_t x = 0; x < in.W; x++) d_in.at(n, c, y, x) = d_out.at(n, c, 0, 0) / double(in.H * in.W);
+    return d_in;
+}
+
 // ---- the network ------------------------------------------------------------------
 
 // The output shape from the definitions, checked against the model's own.
@@ -297,6 +322,7 @@ void check_shape(const Layer &l) {
     }
     case LayerKind::dense: want = {l.dense().units, 1, 1}; break;
     case LayerKind::dropout: want = l.in; break;
+    case LayerKind::globalavgpool: want = {l.in.channels, 1, 1}; break;
     }
     if (!(want == l.out)) throw std::logic_error("reference: layer " + l.name + " has an unexpected output shape");
 }
@@ -338,6 +364,7 @@ ReferenceResult reference_train_step(const model::Network &net, const std::vecto
         case LayerKind::maxpool: x = maxpool_forward(l, x); break;
         case LayerKind::avgpool: x = avgpool_forward(l, x); break;
         case LayerKind::dropout: x = dropout_apply(l, int(&l - net.layers.data()), dropout_seed, x); break;
+        case LayerKind::globalavgpool: x = global_pool_forward(x); break;
         }
         if (l.kind == LayerKind::conv || l.kind == LayerKind::dense) x = activation_forward(l.activation(), s.pre);
         saved.push_back(std::move(s));
@@ -361,6 +388,7 @@ ReferenceResult reference_train_step(const model::Network &net, const std::vecto
         case LayerKind::maxpool: d = maxpool_backward(l, s.in, d); break;
         case LayerKind::avgpool: d = avgpool_backward(l, s.in, d); break;
         case LayerKind::dropout: d = dropout_apply(l, int(i), dropout_seed, d); break;
+        case LayerKind::globalavgpool: d = global_pool_backward(s.in, d); break;
         }
     }
     return r;

@@ -163,6 +163,10 @@ TEST_CASE("dense adjoint matches finite differences and Halide's autodiff", "[gr
     check_layer("type = \"dense\"\nunits = 17\nactivation = \"tanh\"");  // more units than a vector
 }
 
+TEST_CASE("globalavgpool adjoint matches finite differences and Halide's autodiff", "[gradients][globalavgpool]") {
+    check_layer("type = \"globalavgpool\"");
+}
+
 TEST_CASE("dropout adjoint matches finite differences and Halide's autodiff", "[gradients][dropout]") {
     check_layer("type = \"dropout\"\nrate = 0.5");
     check_layer("type = \"dropout\"\nrate = 0.2");

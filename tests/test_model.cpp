@@ -414,7 +414,7 @@ TEST_CASE("refused: unknown keys, in every table and at the top level", "[model]
 
 TEST_CASE("refused: an unknown layer type", "[model][errors]") {
     expect_error(with_input({"[[layer]]", "type = \"lstm\"", "units = 2"}), 7, 8,
-                 "layer 1: unknown layer type \"lstm\" (expected conv, maxpool, avgpool, dense, dropout)");
+                 "layer 1: unknown layer type \"lstm\" (expected conv, maxpool, avgpool, dense, dropout, globalavgpool)");
     expect_error(with_input({"[[layer]]", "type = \"Dense\"", "units = 2"}), 7, 8,
                  "unknown layer type \"Dense\"");
 }
@@ -840,4 +840,12 @@ TEST_CASE("learning-rate schedules: step needs its epochs; unknown names refused
                  "lr_schedule = \"step\" needs 'lr_step_epochs'");
     expect_error(with_input(last_dense, {"[train]", "lr_schedule = \"plateau\""}), 10, 15,
                  "'lr_schedule' must be \"constant\", \"cosine\", \"step\" or \"onecycle\"");
+}
+
+TEST_CASE("globalavgpool gives one value per channel and takes no keys", "[model]") {
+    const Network net = parse_network(with_input({"[[layer]]", "type = \"globalavgpool\""}, last_dense), "t.toml");
+    CHECK(net.layers[0].out == Shape{1, 1, 1});
+    CHECK(net.layers[0].flops == 64);
+    expect_error(with_input({"[[layer]]", "type = \"globalavgpool\"", "size = 2"}, last_dense), 8, 1,
+                 "unknown key 'size'");
 }

@@ -79,6 +79,10 @@ Backward pool_backward(const model::Layer &l, const BackwardArgs &args);
 Forward dense_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in);
 Backward dense_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &args);
 
+// global_pool.cpp
+Forward global_pool_forward(const model::Layer &l, const Func &in);
+Backward global_pool_backward(const model::Layer &l, const BackwardArgs &args);
+
 // dropout.cpp: `seed` changes every training step; undefined in inference.
 Expr dropout_keep(const model::Layer &l, int layer_index, Expr seed, Expr x, Expr y, Expr c, Expr n);
 Forward dropout_forward(const model::Layer &l, int layer_index, const Func &in, Expr seed);

@@ -36,6 +36,8 @@ const char *to_string(LayerKind k) {
             return "dense";
         case LayerKind::dropout:
             return "dropout";
+        case LayerKind::globalavgpool:
+            return "globalavgpool";
     }
     return "?";
 }
@@ -61,6 +63,8 @@ static std::string spec_text(const Layer &l) {
                                to_string(l.dense().activation));
         case LayerKind::dropout:
             return fmt::format("rate={}", l.dropout().rate);
+        case LayerKind::globalavgpool:
+            return {};
     }
     return {};
 }

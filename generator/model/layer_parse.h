@@ -102,7 +102,7 @@ Shape output_shape(const TableReader &r, int64_t channels, int64_t height, int64
 
 // What one kind's parser produces; parse.cpp names and places the tensors.
 struct LayerParse {
-    std::variant<ConvSpec, PoolSpec, DenseSpec, DropoutSpec> spec;
+    std::variant<ConvSpec, PoolSpec, DenseSpec, DropoutSpec, GlobalPoolSpec> spec;
     Shape out;
     std::optional<ParamTensor> weight, bias;  // name and offset are filled in later
     int64_t flops = 0;
@@ -117,6 +117,7 @@ using ParseFn = LayerParse (*)(const TableReader &r, const Shape &in);
 LayerParse parse_conv(const TableReader &r, const Shape &in);
 LayerParse parse_pool(const TableReader &r, const Shape &in);  // maxpool and avgpool
 LayerParse parse_dropout(const TableReader &r, const Shape &in);
+LayerParse parse_global_pool(const TableReader &r, const Shape &in);
 LayerParse parse_dense(const TableReader &r, const Shape &in);
 
 }  // namespace kiln::model::detail

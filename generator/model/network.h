@@ -48,11 +48,12 @@ struct DenseSpec {  // input flattened in (channel, row, column) order
     int64_t units = 0;
     Activation activation = Activation::none;
 };
+struct GlobalPoolSpec {};  // globalavgpool: the mean of each channel, (C, 1, 1) out
 struct DropoutSpec {  // in training, zero each element with probability `rate`, scale the rest by 1/(1 - rate)
     double rate = 0;
 };
 
-enum class LayerKind { conv, maxpool, avgpool, dense, dropout };
+enum class LayerKind { conv, maxpool, avgpool, dense, dropout, globalavgpool };
 const char *to_string(LayerKind k);
 
 // A parameter tensor inside the one flat parameter vector, in PyTorch's layout:
@@ -68,7 +69,7 @@ struct ParamTensor {
 struct Layer {
     LayerKind kind = LayerKind::conv;
     std::string name;  // unique; default: kind + running count (conv1, dense2, ...)
-    std::variant<ConvSpec, PoolSpec, DenseSpec, DropoutSpec> spec;
+    std::variant<ConvSpec, PoolSpec, DenseSpec, DropoutSpec, GlobalPoolSpec> spec;
     Shape in, out;
     int weight = -1, bias = -1;  // indices into Network::params, -1 if none
     int64_t flops = 0;           // per image, a multiply-add counted as 2

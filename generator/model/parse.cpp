@@ -494,6 +494,7 @@ static const KindEntry kinds[] = {
     {LayerKind::avgpool, parse_pool},
     {LayerKind::dense, parse_dense},
     {LayerKind::dropout, parse_dropout},
+    {LayerKind::globalavgpool, parse_global_pool},
 };
 
 // State carried from layer to layer.
