@@ -25,6 +25,8 @@ namespace {
 constexpr uint64_t kShuffleStream = 2;
 constexpr uint64_t kAugmentStream = 4;
 constexpr uint64_t kDropoutStream = 5;
+// With ema, the checkpoint's optimizer state holds the trained weights under this name.
+const std::string kTrainedWeights = "trained_weights";
 constexpr int kEvalBatch = 256;
 
 using Clock = std::chrono::steady_clock;
@@ -122,6 +124,7 @@ std::map<std::string, std::string> settings_metadata(const model::TrainSettings 
             {"weight_decay", fmt::format("{}", s.weight_decay)},
             {"epochs", std::to_string(s.epochs)},
             {"validation", std::to_string(s.validation)},
+            {"ema", fmt::format("{}", s.ema)},
             {"augment", fmt::format("shift {} rotate {} scale {}", s.augment.shift, s.augment.rotate, s.augment.scale)}};
 }
 
@@ -194,9 +197,14 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
     const ImageSet train_set = slice(all_train, 0, all_train.count - s.validation, image_size);
     const ImageSet validation_set = slice(all_train, all_train.count - s.validation, s.validation, image_size);
 
+    // `trained` are the weights the optimizer moves; result.params those evaluated
+    // and saved: the same, or with [train] ema their exponential moving average,
+    // in which case the checkpoint keeps the trained ones as optimizer state.
     TrainResult result;
-    result.params = initial_params(net, uint64_t(s.seed));
-    std::unique_ptr<Optimizer> optimizer = make_optimizer(s, result.params.size());
+    std::vector<float> trained = initial_params(net, uint64_t(s.seed));
+    result.params = trained;
+    const bool ema = s.ema > 0;
+    std::unique_ptr<Optimizer> optimizer = make_optimizer(s, trained.size());
     int64_t first_epoch = 1;
     if (!opts.resume.empty()) {
         Checkpoint ck = load_checkpoint(opts.resume, net);
@@ -204,6 +212,14 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
             throw CheckpointError(opts.resume + ": error: checkpoint has no " + s.optimizer +
                                   " optimizer state to resume from (was it trained with another optimizer?)");
         result.params = ck.params;
+        trained = ck.params;
+        if (ema) {
+            auto raw = ck.optimizer_state.find(kTrainedWeights);
+            if (raw == ck.optimizer_state.end())
+                throw CheckpointError(opts.resume + ": error: checkpoint has no trained weights beside its moving "
+                                                    "average (was it trained without ema?)");
+            trained = raw->second;
+        }
         first_epoch = ck.epoch + 1;
         log << fmt::format("resuming {} from {} after epoch {}\n", net.name, opts.resume, ck.epoch);
     }
@@ -214,7 +230,7 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
     ProgressBar bar(opts.progress);
 
     std::vector<float> batch_pixels(size_t(s.batch) * image_size), scores(size_t(s.batch) * classes);
-    std::vector<float> grad(result.params.size());
+    std::vector<float> grad(trained.size());
     std::vector<int32_t> batch_labels(size_t(s.batch));
     const auto start = Clock::now();
     const int64_t steps_per_epoch = (train_set.count + s.batch - 1) / s.batch;
@@ -239,7 +255,7 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
                 batch_labels[size_t(i)] = train_set.labels[src];
             }
             const uint32_t dropout_seed = uint32_t(make_rng(uint64_t(s.seed), kDropoutStream, uint64_t(step)).next());
-            const float loss = model.train_step(result.params.data(), batch_pixels.data(), batch_labels.data(), n,
+            const float loss = model.train_step(trained.data(), batch_pixels.data(), batch_labels.data(), n,
                                                 scores.data(), grad.data(), dropout_seed);
             if (!std::isfinite(loss))
                 throw std::runtime_error(fmt::format(
@@ -247,13 +263,17 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
                     epoch, loss));
             loss_sum += double(loss) * n;
             for (int i = 0; i < n; i++) correct += argmax(scores.data() + size_t(i) * classes, classes) == batch_labels[size_t(i)];
-            optimizer->step(result.params, grad, learning_rate_at(s, step, steps_per_epoch), step);
+            optimizer->step(trained, grad, learning_rate_at(s, step, steps_per_epoch), step);
+            if (ema)
+                for (size_t i = 0; i < trained.size(); i++)
+                    result.params[i] = float(s.ema) * result.params[i] + float(1 - s.ema) * trained[i];
             step++;
             const int64_t done = begin + n;
             bar.update(epoch, s.epochs, done, train_set.count, double(done) / seconds_since(epoch_start));
         }
         const double images_per_s = double(train_set.count) / seconds_since(epoch_start);
         bar.clear();
+        if (!ema) result.params = trained;
         result.test = evaluate(model, result.params, test_set);
         Evaluation validation;
         if (s.validation > 0) validation = evaluate(model, result.params, validation_set);
@@ -275,6 +295,7 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
         ck.epoch = epoch;
         ck.params = result.params;
         ck.optimizer_state = optimizer->state();
+        if (ema) ck.optimizer_state[kTrainedWeights] = trained;
         ck.metadata = settings_metadata(s);
         save_checkpoint(checkpoint_path, net, ck);
         result.epochs = epoch;

@@ -144,3 +144,30 @@ TEST_CASE("augmented training is deterministic, resumable, and differs from plai
     CHECK(row.find(",,") == std::string::npos);
     fs::remove_all(opts.out_dir);
 }
+
+TEST_CASE("with ema the checkpoint holds the averaged weights it evaluated, and resumes exactly", "[train][ema]") {
+    const kiln::CompiledModel model = kiln::find_model("lenet5");
+    const Data data = mnist(model.net(), 1000, 500);
+    kiln::TrainOptions opts;
+    opts.settings = model.net().train;
+    opts.settings.epochs = 2;
+    opts.settings.ema = 0.99;
+    opts.out_dir = fresh_dir("ema").string();
+    const kiln::TrainResult straight = run(model, opts, data, 2);
+    const kiln::Checkpoint ck = kiln::load_checkpoint(opts.out_dir + "/checkpoint.safetensors", model.net());
+    CHECK(ck.params == straight.params);
+    REQUIRE(ck.optimizer_state.count("trained_weights") == 1);
+    CHECK(ck.optimizer_state.at("trained_weights") != ck.params);  // an average is not the last weights
+    CHECK(kiln::evaluate(model, ck.params, data.test).correct == straight.test.correct);
+
+    kiln::TrainOptions first = opts;
+    first.out_dir = fresh_dir("ema-interrupted").string();
+    first.after_epoch = [](int64_t epoch) { return epoch < 1; };
+    run(model, first, data, 2);
+    kiln::TrainOptions rest = opts;
+    rest.out_dir = first.out_dir;
+    rest.resume = first.out_dir + "/checkpoint.safetensors";
+    CHECK(run(model, rest, data, 2).params == straight.params);
+    fs::remove_all(opts.out_dir);
+    fs::remove_all(first.out_dir);
+}

@@ -116,6 +116,7 @@ struct TrainSettings {
     double weight_decay = 0.0;  // L2 (sgd, adam, rmsprop) or decoupled (adamw)
     int64_t seed = 1;
     int64_t validation = 0;  // training images held out (the last ones) to validate on
+    double ema = 0;          // > 0: evaluate and save a moving average of the weights, this decay per step
     AugmentSettings augment;
 };
 

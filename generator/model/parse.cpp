@@ -430,7 +430,7 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     r.allow_only(
         {"epochs", "batch", "optimizer", "learning_rate", "lr_schedule", "lr_step_epochs", "lr_gamma",
          "lr_warmup", "momentum", "nesterov", "beta1",
-         "beta2", "alpha", "epsilon", "weight_decay", "seed", "validation"});
+         "beta2", "alpha", "epsilon", "weight_decay", "seed", "validation", "ema"});
     TrainSettings s;
     s.epochs = r.integer("epochs", 1, Limits::max_epochs, s.epochs);
     s.batch = r.integer("batch", 1, Limits::max_batch, s.batch);
@@ -465,6 +465,7 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
         r.number("weight_decay", s.weight_decay, non_negative, "a non-negative number");
     s.seed = r.integer("seed", 0, std::numeric_limits<int64_t>::max(), s.seed);
     s.validation = r.integer("validation", 0, std::numeric_limits<int32_t>::max(), s.validation);
+    s.ema = r.number("ema", s.ema, unit_interval, "a number in [0, 1)");
     return s;
 }
 
