@@ -20,24 +20,22 @@ namespace {
 
 using namespace Halide;
 
-// The network file, or exit with its one-line error: a generator has no better way
-// to report bad input than its exit status.
-model::Network load_or_exit(const std::string &path) {
+// read(path), or exit with its one-line error: a generator has no better way to
+// report bad input than its message and exit status.
+template <typename Read>
+auto or_exit(Read read, const std::string &path) {
     try {
-        return model::load_network(path);
+        return read(path);
     } catch (const std::exception &e) {
         std::cerr << e.what() << "\n";
         std::exit(1);
     }
 }
 
+model::Network load_or_exit(const std::string &path) { return or_exit(model::load_network, path); }
+
 schedules::ScheduleSettings settings_or_exit(const std::string &path) {
-    try {
-        return schedules::load_schedule_settings(path);
-    } catch (const std::exception &e) {
-        std::cerr << e.what() << "\n";
-        std::exit(1);
-    }
+    return or_exit(schedules::load_schedule_settings, path);
 }
 
 constexpr int kEstimatedBatch = 64;

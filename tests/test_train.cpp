@@ -41,6 +41,22 @@ kiln::TrainResult run(const kiln::CompiledModel &model, kiln::TrainOptions opts,
     return r;
 }
 
+// The run of `opts` interrupted after its first epoch (as a killed process leaves
+// it: the checkpoint of that epoch) in a folder of its own, then resumed there.
+kiln::TrainResult interrupted_and_resumed(const kiln::CompiledModel &model, const kiln::TrainOptions &opts,
+                                          const Data &data, const std::string &name) {
+    kiln::TrainOptions first = opts;
+    first.out_dir = fresh_dir(name).string();
+    first.after_epoch = [](int64_t epoch) { return epoch < 1; };
+    CHECK(run(model, first, data, 2).epochs == 1);
+    kiln::TrainOptions rest = opts;
+    rest.out_dir = first.out_dir;
+    rest.resume = first.out_dir + "/checkpoint.safetensors";
+    const kiln::TrainResult resumed = run(model, rest, data, 2);
+    fs::remove_all(first.out_dir);
+    return resumed;
+}
+
 }  // namespace
 
 TEST_CASE("lenet5 learns MNIST: one epoch on 10,000 images reaches 96% on the full test set", "[train][mnist]") {
@@ -97,18 +113,10 @@ TEST_CASE("a resumed run ends with the same weights as an uninterrupted one", "[
     opts.out_dir = fresh_dir("straight").string();
     const kiln::TrainResult straight = run(model, opts, data, 2);
 
-    kiln::TrainOptions first = opts;
-    first.out_dir = fresh_dir("interrupted").string();
-    first.after_epoch = [](int64_t epoch) { return epoch < 1; };  // interrupted after the first epoch...
-    CHECK(run(model, first, data, 2).epochs == 1);
-    kiln::TrainOptions rest = opts;
-    rest.out_dir = first.out_dir;
-    rest.resume = first.out_dir + "/checkpoint.safetensors";  // ...and resumed for the other two
-    const kiln::TrainResult resumed = run(model, rest, data, 2);
+    const kiln::TrainResult resumed = interrupted_and_resumed(model, opts, data, "interrupted");
     CHECK(resumed.epochs == 3);
     CHECK(resumed.params == straight.params);
     fs::remove_all(opts.out_dir);
-    fs::remove_all(first.out_dir);
 }
 
 TEST_CASE("augmented training is deterministic, resumable, and differs from plain training", "[train][augment]") {
@@ -128,12 +136,7 @@ TEST_CASE("augmented training is deterministic, resumable, and differs from plai
     CHECK(a.params == b.params);
     CHECK(a.params != plain.params);
 
-    kiln::TrainOptions first = opts;
-    first.after_epoch = [](int64_t epoch) { return epoch < 1; };
-    run(model, first, data, 2);
-    kiln::TrainOptions rest = opts;
-    rest.resume = opts.out_dir + "/checkpoint.safetensors";
-    CHECK(run(model, rest, data, 2).params == a.params);
+    CHECK(interrupted_and_resumed(model, opts, data, "augment-interrupted").params == a.params);
 
     // The held-out images appear as validation columns in metrics.csv.
     std::ifstream metrics(opts.out_dir + "/metrics.csv");
@@ -160,14 +163,6 @@ TEST_CASE("with ema the checkpoint holds the averaged weights it evaluated, and 
     CHECK(ck.optimizer_state.at("trained_weights") != ck.params);  // an average is not the last weights
     CHECK(kiln::evaluate(model, ck.params, data.test).correct == straight.test.correct);
 
-    kiln::TrainOptions first = opts;
-    first.out_dir = fresh_dir("ema-interrupted").string();
-    first.after_epoch = [](int64_t epoch) { return epoch < 1; };
-    run(model, first, data, 2);
-    kiln::TrainOptions rest = opts;
-    rest.out_dir = first.out_dir;
-    rest.resume = first.out_dir + "/checkpoint.safetensors";
-    CHECK(run(model, rest, data, 2).params == straight.params);
+    CHECK(interrupted_and_resumed(model, opts, data, "ema-interrupted").params == straight.params);
     fs::remove_all(opts.out_dir);
-    fs::remove_all(first.out_dir);
 }
