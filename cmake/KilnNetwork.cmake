@@ -1,10 +1,18 @@
 # kiln_add_network(NAME <id> TOML <file>)
 #
-# Builds a network's two ahead-of-time compiled pipelines, kiln_<id>_forward and
-# kiln_<id>_train, and a source embedding the TOML text they were built from, so
+# Builds a network's ahead-of-time compiled pipelines, kiln_<id>_forward,
+# kiln_<id>_train and kiln_<id>_features (every layer's output, for inspection), and a source embedding the TOML text they were built from, so
 # that the runtime reads exactly the description the pipelines were compiled for.
 # All networks share one Halide runtime. Call kiln_networks_library() once after
 # the last network to gather them into the library `kiln_networks`.
+
+# kiln_network_files(<var>): every network file, networks/*.toml and the study's
+# family networks/study/*.toml (but its plan, study.toml), re-globbed at build time.
+function(kiln_network_files var)
+    file(GLOB files CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/networks/*.toml ${PROJECT_SOURCE_DIR}/networks/study/*.toml)
+    list(FILTER files EXCLUDE REGEX "/study/study\\.toml$")
+    set(${var} ${files} PARENT_SCOPE)
+endfunction()
 
 set(KILN_EMBED_SCRIPT ${CMAKE_CURRENT_LIST_DIR}/embed_file.cmake)
 
@@ -53,7 +61,7 @@ endfunction()
 function(kiln_add_network)
     cmake_parse_arguments(ARG "" "NAME;TOML" "" ${ARGN})
     get_filename_component(toml "${ARG_TOML}" ABSOLUTE)
-    foreach (kind IN ITEMS forward train)
+    foreach (kind IN ITEMS forward train features)
         kiln_add_pipeline(LIBRARY kiln_${ARG_NAME}_${kind} GENERATOR kiln_${kind} TOML ${toml})
         set_property(GLOBAL APPEND PROPERTY KILN_NETWORK_LIBRARIES kiln_${ARG_NAME}_${kind})
     endforeach ()
@@ -66,7 +74,7 @@ function(kiln_add_network)
                        VERBATIM)
     set_property(GLOBAL APPEND PROPERTY KILN_NETWORK_SOURCES ${embedded})
     set_property(GLOBAL APPEND PROPERTY KILN_NETWORK_NAMES ${ARG_NAME})
-    get_filename_component(file_name "${toml}" NAME)
+    file(RELATIVE_PATH file_name ${PROJECT_SOURCE_DIR}/networks ${toml})  # e.g. study/conv2-dense1.toml
     set_property(GLOBAL APPEND PROPERTY KILN_NETWORK_FILES ${file_name})
 endfunction()
 
@@ -79,9 +87,11 @@ function(kiln_networks_library)
     set(decls "")
     set(rows "")
     foreach (name file IN ZIP_LISTS names files)
-        string(APPEND decls "#include \"kiln_${name}_forward.h\"\n#include \"kiln_${name}_train.h\"\n")
+        foreach (kind IN ITEMS forward train features)
+            string(APPEND decls "#include \"kiln_${name}_${kind}.h\"\n")
+        endforeach ()
         string(APPEND decls "extern const char kiln_${name}_toml[];\n")
-        string(APPEND rows "    {\"${file}\", kiln_${name}_toml, kiln_${name}_forward, kiln_${name}_train},\n")
+        string(APPEND rows "    {\"${file}\", kiln_${name}_toml, kiln_${name}_forward, kiln_${name}_train, kiln_${name}_features},\n")
     endforeach ()
     set(table ${CMAKE_CURRENT_BINARY_DIR}/kiln_networks.cpp)
     file(CONFIGURE OUTPUT ${table} CONTENT

@@ -1,6 +1,7 @@
 // The Halide generators: a thin shim from a network file to two pipelines.
 //   kiln_forward: params, images -> scores            (inference)
 //   kiln_train:   params, images, labels, seed -> loss, scores, grad  (one training step's gradients)
+//   kiln_features: params, images -> every layer's output, laid end to end (inspection, linear probes)
 // with float64 variants (kiln_forward_f64, kiln_train_f64) for precise gradient checks.
 // Generator parameters: `network` names the TOML file; `schedule` optionally names
 // a schedule settings file (schedules/settings.h). With auto_schedule=true (an
@@ -109,6 +110,41 @@ public:
     }
 };
 
+// Every layer's output in inference, for looking inside a trained network:
+// features(f, n) holds layer i's output (x, y, c) at
+// model::feature_offset(net, i) + (c * H + y) * W + x, the layout of model/network.h.
+class FeaturesGenerator : public Generator<FeaturesGenerator> {
+public:
+    GeneratorParam<std::string> network{"network", ""};
+    GeneratorParam<std::string> schedule{"schedule", ""};
+    GeneratorInput<Buffer<float, 1>> params{"params"};      // (i)
+    GeneratorInput<Buffer<float, 4>> images{"images"};      // (x, y, c, n)
+    GeneratorOutput<Buffer<float, 2>> features{"features"};  // (f, n)
+
+    void generate() {
+        const model::Network net = load_or_exit(network);
+        pipeline::Graph g = pipeline::build_inference(net, params, images);
+        Var f("f"), n("n");
+        Func all("features");  // (f, n)
+        all(f, n) = undef<float>();
+        for (size_t i = 0; i < g.layers.size(); i++) {
+            const model::Shape &s = g.layers[i].layer->out;
+            RDom r(0, int(s.width), 0, int(s.height), 0, int(s.channels), "layer" + std::to_string(i));
+            const Expr offset = int(model::feature_offset(net, i));
+            all(offset + (r.z * int(s.height) + r.y) * int(s.width) + r.x, n) = g.layers[i].fwd.out(r.x, r.y, r.z, n);
+        }
+        features = all;
+        params.dim(0).set_bounds(0, int(net.param_count));
+        params.set_estimates({{0, int(net.param_count)}});
+        constrain_images(images, net);
+        features.dim(0).set_bounds(0, int(model::feature_count(net)));
+        features.set_estimates({{0, int(model::feature_count(net))}, {0, kEstimatedBatch}});
+        if (this->get_auto_schedule()) return;
+        schedules::schedule_inference(g, this->get_target(), settings_or_exit(schedule));
+        for (size_t i = 0; i < g.layers.size(); i++) all.update(int(i)).parallel(n);
+    }
+};
+
 }  // namespace
 }  // namespace kiln
 
@@ -116,3 +152,4 @@ HALIDE_REGISTER_GENERATOR(kiln::ForwardGenerator<float>, kiln_forward)
 HALIDE_REGISTER_GENERATOR(kiln::ForwardGenerator<double>, kiln_forward_f64)
 HALIDE_REGISTER_GENERATOR(kiln::TrainGenerator<float>, kiln_train)
 HALIDE_REGISTER_GENERATOR(kiln::TrainGenerator<double>, kiln_train_f64)
+HALIDE_REGISTER_GENERATOR(kiln::FeaturesGenerator, kiln_features)

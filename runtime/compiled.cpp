@@ -61,6 +61,13 @@ float CompiledModel::train_step(const float *params, const float *images, const 
     return loss();
 }
 
+void CompiledModel::features(const float *params, const float *images, int n, float *features) const {
+    Buffer<float> p(const_cast<float *>(params), int(net_.param_count));
+    Buffer<float> x = image_buffer(net_, images, n);
+    Buffer<float> f(features, int(model::feature_count(net_)), n);
+    check(entry_.features(p, x, f), net_, "features");
+}
+
 std::vector<CompiledModel> compiled_models() {
     std::vector<CompiledModel> all;
     for (size_t i = 0; i < compiled_network_count; i++) all.emplace_back(compiled_networks[i]);

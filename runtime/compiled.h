@@ -1,5 +1,5 @@
 // A network compiled into this build: its description (parsed from the TOML text
-// its pipelines were generated from) and its two pipelines, callable on plain
+// its pipelines were generated from) and its pipelines, callable on plain
 // arrays. Images are (n, c, y, x) row-major floats in [0, 1], which is Halide's
 // (x, y, c, n) with x innermost.
 #pragma once
@@ -32,6 +32,9 @@ public:
     // (param_count floats) at `params`; `seed` draws dropout's masks.
     float train_step(const float *params, const float *images, const int32_t *labels, int n, float *scores,
                      float *grad, uint32_t seed = 0) const;
+    // Every layer's output in inference: n * model::feature_count(net()) floats,
+    // image-major, each image's laid out as model::feature_offset says.
+    void features(const float *params, const float *images, int n, float *features) const;
 
 private:
     const CompiledNetwork &entry_;

@@ -18,6 +18,7 @@
 #include "checkpoint.h"
 #include "compiled.h"
 #include "idx.h"
+#include "study.h"
 #include "train.h"
 
 #ifndef KILN_DEFAULT_DATA_DIR
@@ -178,20 +179,33 @@ int cmd_bench(const BenchArgs &a) {
 }
 
 // `kiln tune NETWORK`: runs kiln-tune, which sits beside this binary, on the
-// network's source file, writing schedules/<file stem>.toml in the source tree.
+// network's source file, writing schedules/<file stem>.toml in the source tree
+// (where the build looks for it).
 int cmd_tune(const std::string &network, const std::vector<std::string> &extra) {
     const CompiledModel model = find_model(network);
     const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
     const std::string tuner = self.substr(0, self.find_last_of('/') + 1) + "kiln-tune";
     const std::string file = std::string(KILN_SOURCE_DIR) + "/networks/" + model.entry().file;
     std::vector<std::string> args = {tuner, file, "--out",
-                                     std::string(KILN_SOURCE_DIR) + "/schedules/" + model.entry().file};
+                                     std::string(KILN_SOURCE_DIR) + "/schedules/" +
+                                         std::filesystem::path(model.entry().file).filename().string()};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char *> argv;
     for (std::string &a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     execv(tuner.c_str(), argv.data());
     throw std::runtime_error(tuner + ": error: cannot run: " + std::strerror(errno));
+}
+
+int cmd_study(StudyOptions opts, const DataOptions &data, bool no_report, int argc, char **argv) {
+    opts.data_dir = data.dir;
+    opts.limit_train = data.limit_train;
+    opts.limit_test = data.limit_test;
+    if (!no_report) opts.report_script = std::string(KILN_SOURCE_DIR) + "/scripts/study_report.py";
+    opts.command = "kiln";
+    for (int i = 1; i < argc; i++) opts.command += std::string(" ") + argv[i];
+    const StudySummary s = run_study(opts, std::cout);
+    return s.complete ? 0 : 1;
 }
 
 int run(int argc, char **argv) {
@@ -245,6 +259,22 @@ int run(int argc, char **argv) {
     tune_cmd->add_option("--repeats", tune_repeats, "Timed repetitions per candidate")->check(CLI::Range(1, 1000))->capture_default_str();
     tune_cmd->add_option("--threads", tune_threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
 
+    StudyOptions study;
+    study.plan_path = std::string(KILN_SOURCE_DIR) + "/networks/study/study.toml";
+    DataOptions study_data;
+    bool study_no_report = false, study_no_progress = false;
+    CLI::App *study_cmd = app.add_subcommand(
+        "study", "The hidden-layer study: train a family of networks over seeds, probe them, write a report");
+    study_cmd->add_option("FILES", study.files, "Network files to study (default: the family in the study plan)");
+    study_cmd->add_option("--seeds", study.seeds, "Seeds 1..N per network (default: the plan's)")->check(CLI::Range(int64_t(1), int64_t(1000)));
+    study_cmd->add_option("--epochs", study.epochs, "Epochs per run (default: the recipe's)")->check(CLI::Range(int64_t(1), model::Limits::max_epochs));
+    study_cmd->add_option("--out", study.out_dir, "Output folder; an interrupted study there resumes")->capture_default_str();
+    study_cmd->add_option("--plan", study.plan_path, "The study plan: networks, seeds, axes, probes")->capture_default_str();
+    study_cmd->add_option("--threads", study.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+    study_cmd->add_flag("--no-report", study_no_report, "Write the tables only, not report.md and its plots");
+    study_cmd->add_flag("--no-progress", study_no_progress, "No progress bar");
+    add_data_options(*study_cmd, study_data, true);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &err) {
@@ -256,6 +286,10 @@ int run(int argc, char **argv) {
     if (app.got_subcommand("check")) return cmd_check(check_file);
     if (app.got_subcommand("train")) return cmd_train(t);
     if (app.got_subcommand("bench")) return cmd_bench(b);
+    if (app.got_subcommand("study")) {
+        study.progress = !study_no_progress;
+        return cmd_study(study, study_data, study_no_report, argc, argv);
+    }
     if (app.got_subcommand("tune")) {
         std::vector<std::string> extra = {"--batch", std::to_string(tune_batch), "--repeats", std::to_string(tune_repeats)};
         if (tune_threads > 0) extra.insert(extra.end(), {"--threads", std::to_string(tune_threads)});

@@ -1,5 +1,6 @@
 // Text forms of a Network: enum names, the canonical architecture and its hash
 // (what a checkpoint records), and the layer table `kiln` prints.
+#include <cassert>
 #include <algorithm>
 #include <array>
 #include <vector>
@@ -104,6 +105,15 @@ static std::string grouped(int64_t n) {
 static std::string shape_text(const Shape &s) {
     return fmt::format("{}x{}x{}", s.channels, s.height, s.width);
 }
+
+int64_t feature_offset(const Network &net, size_t layer) {
+    assert(layer <= net.layers.size());
+    int64_t offset = 0;
+    for (size_t i = 0; i < layer; i++) offset += net.layers[i].out.size();
+    return offset;
+}
+
+int64_t feature_count(const Network &net) { return feature_offset(net, net.layers.size()); }
 
 std::string layer_table(const Network &net) {
     using Row = std::array<std::string, 5>;

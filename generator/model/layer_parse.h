@@ -1,5 +1,5 @@
 // Internal to the model library: what parse.cpp shares with the per-kind parsers
-// (conv.cpp, pool.cpp, dense.cpp). A kind's parser reads its own keys through a
+// (conv.cpp, pool.cpp, dense.cpp) and the study plan's parser (study_plan.cpp). A kind's parser reads its own keys through a
 // TableReader, validates them against the shape flowing in, and returns a
 // LayerParse; parse.cpp does everything common to all kinds (type, name, offsets
 // into the flat parameter vector, totals) and provides the helpers declared here.
@@ -34,6 +34,14 @@ public:
 private:
     std::string source_;
 };
+
+// A whole TOML document, checked first for text toml++ mishandles; invalid
+// TOML fails with the parser's message at its position.
+toml::table parse_document(const Context &ctx, std::string_view text);
+// The file's bytes; fails with "cannot read file" naming it.
+std::string read_text_file(const Context &ctx, const std::string &path);
+// A value as the user wrote it ("relu", 3, 2.0), or its kind ("an array").
+std::string describe_value(const toml::node &node);
 
 // A user string in double quotes, with control characters escaped so that every
 // message stays on one line.

@@ -141,6 +141,12 @@ struct Network {
 Network parse_network(std::string_view text, const std::string &source);
 Network load_network(const std::string &path);  // reads the file, then parse_network
 
+// The kiln_features pipeline's vector per image: every layer's output, layer
+// after layer, each in (channel, row, column) order. Layer i's output starts at
+// feature_offset(net, i); feature_count(net) is the whole vector's length.
+int64_t feature_offset(const Network &net, size_t layer);
+int64_t feature_count(const Network &net);
+
 // A human-readable layer table: name, type, output shape, parameters, FLOPs.
 std::string layer_table(const Network &net);
 

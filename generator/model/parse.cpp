@@ -604,11 +604,33 @@ static void parse_layers(const Context &ctx, const TableReader &root, Network &n
 
 }  // namespace detail
 
+namespace detail {
+
+toml::table parse_document(const Context &ctx, std::string_view text) {
+    TextScan(ctx, text).run();
+    return parse_toml(ctx, text);
+}
+
+std::string read_text_file(const Context &ctx, const std::string &path) {
+    std::unique_ptr<std::FILE, int (*)(std::FILE *)> file(std::fopen(path.c_str(), "rb"),
+                                                          std::fclose);
+    if (!file) ctx.fail({}, "cannot read file");
+    std::string text;
+    char buffer[1 << 16];
+    for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0;)
+        text.append(buffer, n);
+    if (std::ferror(file.get())) ctx.fail({}, "cannot read file");  // e.g. a directory
+    return text;
+}
+
+std::string describe_value(const toml::node &node) { return describe(node); }
+
+}  // namespace detail
+
 Network parse_network(std::string_view text, const std::string &source) {
     using namespace detail;
     const Context ctx(source);
-    TextScan(ctx, text).run();
-    const toml::table root = parse_toml(ctx, text);
+    const toml::table root = parse_document(ctx, text);
     if (root.empty()) ctx.fail({}, "the file is empty");
     const TableReader r(ctx, root, "");
     r.allow_only({"network", "input", "layer", "train", "augment"});
@@ -624,16 +646,7 @@ Network parse_network(std::string_view text, const std::string &source) {
 }
 
 Network load_network(const std::string &path) {
-    const detail::Context ctx(path);
-    std::unique_ptr<std::FILE, int (*)(std::FILE *)> file(std::fopen(path.c_str(), "rb"),
-                                                          std::fclose);
-    if (!file) ctx.fail({}, "cannot read file");
-    std::string text;
-    char buffer[1 << 16];
-    for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0;)
-        text.append(buffer, n);
-    if (std::ferror(file.get())) ctx.fail({}, "cannot read file");  // e.g. a directory
-    return parse_network(text, path);
+    return parse_network(detail::read_text_file(detail::Context(path), path), path);
 }
 
 }  // namespace kiln::model
