@@ -19,6 +19,11 @@ struct Context {
     bool training = false;  // dropout active
 };
 
+// Vectors along a dimension that indexes a tensor of exactly that size (the
+// parameter vector, a small gradient) are guarded rather than rounded up past
+// the tensor's end.
+constexpr TailStrategy kGuard = TailStrategy::GuardWithIf;
+
 // Layers below this many FLOPs per image run on the calling thread when the
 // batch is one image: waking the thread pool costs more than their work.
 constexpr int64_t kSerialFlops = 4'000'000;
@@ -86,7 +91,42 @@ void schedule_bias_gradient(Func db) {
     db.update().parallel(db.args()[0]);
 }
 
+// The first layer's gradients when its window has fewer taps (kx, ky, c) than a
+// vector has lanes, as a 3x3 window on one channel (9 taps): vectors of taps
+// would be mostly empty, so vectors run along output channels instead. d_pre is
+// stored channels innermost (nothing reads it by rows: there is no d_in), and at
+// each position every tap's vector of channels accumulates, unrolled.
+void conv_first_layer_gradients(const pipeline::LayerStages &s, const Context &ctx) {
+    Func dp = s.bwd.d_pre, dw = s.bwd.d_weight, db = s.bwd.d_bias;  // (x, y, o, n); (kx, ky, c, o); (o)
+    Var px = dp.args()[0], py = dp.args()[1], po = dp.args()[2], pn = dp.args()[3];
+    dp.compute_root().reorder_storage(po, px, py, pn).reorder(po, px, py, pn).vectorize(po, ctx.vector, kGuard).parallel(pn);
+
+    std::vector<RVar> r = dw.rvars(0);  // x, y, n
+    RVar chunk("chunk"), image("image");
+    Var u("u"), oo("oo"), oi("oi");
+    dw.compute_root();
+    dw.update().split(r[2], chunk, image, ctx.settings.weight_grad_chunk);
+    Func partial = dw.update().rfactor(chunk, u);  // (kx, ky, c, o, u)
+    Var kx = partial.args()[0], ky = partial.args()[1], c = partial.args()[2], o = partial.args()[3];
+    partial.compute_root().reorder_storage(o, kx, ky, c, partial.args()[4]).vectorize(o, ctx.vector, kGuard).parallel(u);
+    partial.update()
+        .split(o, oo, oi, ctx.vector, kGuard)
+        .reorder(oi, kx, ky, c, r[0], r[1], image, oo, u)
+        .vectorize(oi)
+        .unroll(kx)
+        .unroll(ky)
+        .unroll(c)
+        .parallel(u);
+
+    std::vector<RVar> rb = db.rvars(0);  // x, y, n
+    db.compute_root().vectorize(db.args()[0], ctx.vector, kGuard);
+    db.update().split(db.args()[0], oo, oi, ctx.vector, kGuard).reorder(oi, rb[0], rb[1], rb[2], oo).vectorize(oi);
+}
+
 void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
+    const model::Layer &l = *s.layer;
+    const int64_t taps = l.conv().kernel * l.conv().kernel * l.in.channels;
+    if (!s.bwd.d_in.defined() && taps < ctx.vector) return conv_first_layer_gradients(s, ctx);
     schedule_spatial(s.bwd.d_pre, ctx);
     schedule_bias_gradient(s.bwd.d_bias);
 
@@ -165,9 +205,6 @@ void pool_backward(const pipeline::LayerStages &s, const Context &ctx) {
     if (s.bwd.d_in.defined()) schedule_spatial(s.bwd.d_in, ctx);
 }
 
-// Dense layers index the parameter vector with their vectorized dimension, so
-// their vectors are guarded rather than rounded up past the tensor's end.
-constexpr TailStrategy kGuard = TailStrategy::GuardWithIf;
 
 void dense_forward(const pipeline::LayerStages &s, const Context &ctx) {
     Func out = s.fwd.out, pre = s.fwd.pre, w = s.fwd.weight;
