@@ -395,3 +395,30 @@ ReferenceResult reference_train_step(const model::Network &net, const std::vecto
 }
 
 }  // namespace kiln::reference
+
+namespace kiln::reference {
+
+std::vector<std::vector<double>> reference_layer_outputs(const model::Network &net, const std::vector<float> &params,
+                                                         const float *images, int n) {
+    const std::vector<double> p(params.begin(), params.end());  // [param_count]
+    auto weight = [&](const Layer &l) { return p.data() + net.params[size_t(l.weight)].offset; };
+    auto bias = [&](const Layer &l) { return p.data() + net.params[size_t(l.bias)].offset; };
+    const model::InputSpec &spec = net.input;
+    Tensor x(n, spec.channels, spec.height, spec.width);  // [N, C, H, W]
+    for (size_t i = 0; i < x.v.size(); i++) x.v[i] = (double(images[i]) - spec.mean) / spec.std;
+    std::vector<std::vector<double>> outputs;
+    for (const Layer &l : net.layers) {
+        switch (l.kind) {
+        case LayerKind::conv: x = activation_forward(l.activation(), conv_forward(l, weight(l), bias(l), x)); break;
+        case LayerKind::dense: x = activation_forward(l.activation(), dense_forward(l, weight(l), bias(l), x)); break;
+        case LayerKind::maxpool: x = maxpool_forward(l, x); break;
+        case LayerKind::avgpool: x = avgpool_forward(l, x); break;
+        case LayerKind::dropout: break;  // the identity in inference
+        case LayerKind::globalavgpool: x = global_pool_forward(x); break;
+        }
+        outputs.push_back(x.v);
+    }
+    return outputs;
+}
+
+}  // namespace kiln::reference

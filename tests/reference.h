@@ -22,4 +22,9 @@ struct ReferenceResult {
 ReferenceResult reference_train_step(const model::Network &net, const std::vector<float> &params,
                                      const float *images, const int32_t *labels, int n, uint32_t dropout_seed = 0);
 
+// Every layer's output in inference (dropout the identity), each [N, C, H, W]
+// row-major: what the kiln_features pipeline lays end to end.
+std::vector<std::vector<double>> reference_layer_outputs(const model::Network &net, const std::vector<float> &params,
+                                                         const float *images, int n);
+
 }  // namespace kiln::reference

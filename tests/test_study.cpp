@@ -1,0 +1,222 @@
+// The hidden-layer study's parts: the kiln_features pipeline against the
+// reference, linear probes, the study plan's parser, and `kiln study`'s
+// bookkeeping (tables, resuming, refusing mixed settings) on tiny real runs.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "compiled.h"
+#include "init.h"
+#include "model/study_plan.h"
+#include "probe.h"
+#include "reference.h"
+#include "study.h"
+#include "temp_dir.h"
+#include "train.h"
+
+namespace {
+
+using kiln::CompiledModel;
+using kiln::testing::TempDir;
+
+const std::string kPlan = std::string(KILN_SOURCE_DIR) + "/networks/study/study.toml";
+const std::string kStudyDir = std::string(KILN_SOURCE_DIR) + "/networks/study/";
+
+kiln::ImageSet images(const kiln::model::Network &net, bool train, int64_t n) {
+    return kiln::to_image_set(kiln::take_first(kiln::load_mnist(KILN_MNIST_DIR, train), n), net, "mnist");
+}
+
+std::string read(const std::string &path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::vector<std::string> lines(const std::string &text) {
+    std::vector<std::string> out;
+    std::stringstream s(text);
+    for (std::string line; std::getline(s, line);) out.push_back(line);
+    return out;
+}
+
+// A column of a CSV text, by header name.
+std::vector<std::string> column(const std::string &csv, const std::string &name) {
+    std::vector<std::string> rows = lines(csv), out;
+    std::vector<std::string> header;
+    std::stringstream h(rows.at(0));
+    for (std::string cell; std::getline(h, cell, ',');) header.push_back(cell);
+    const size_t at = size_t(std::find(header.begin(), header.end(), name) - header.begin());
+    REQUIRE(at < header.size());
+    for (size_t r = 1; r < rows.size(); r++) {
+        std::vector<std::string> cells;
+        std::stringstream c(rows[r]);
+        for (std::string cell; std::getline(c, cell, ',');) cells.push_back(cell);
+        out.push_back(cells.at(at));
+    }
+    return out;
+}
+
+kiln::StudyOptions tiny_study(const TempDir &dir, std::vector<std::string> networks, int64_t epochs, int64_t seeds) {
+    kiln::StudyOptions o;
+    o.plan_path = kPlan;
+    for (const std::string &n : networks) o.files.push_back(kStudyDir + n + ".toml");
+    o.epochs = epochs;
+    o.seeds = seeds;
+    o.out_dir = dir.path.string();
+    o.data_dir = KILN_MNIST_DIR;
+    o.limit_train = 1000;
+    o.limit_test = 300;
+    o.progress = false;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("every network's features pipeline lays out each layer's output as the reference computes it") {
+    const int n = 3;
+    for (const CompiledModel &m : kiln::compiled_models()) {
+        const kiln::model::Network &net = m.net();
+        INFO("network " << net.name);
+        const kiln::ImageSet data = images(net, false, n);
+        const std::vector<float> params = kiln::initial_params(net, 5);
+        const int64_t count = kiln::model::feature_count(net);
+        std::vector<float> features(size_t(n * count));
+        m.features(params.data(), data.pixels.data(), n, features.data());
+        const auto want = kiln::reference::reference_layer_outputs(net, params, data.pixels.data(), n);
+        for (size_t l = 0; l < net.layers.size(); l++) {
+            INFO("layer " << net.layers[l].name);
+            const int64_t size = net.layers[l].out.size(), offset = kiln::model::feature_offset(net, l);
+            double largest = 1e-3, worst = 0;
+            for (double v : want[l]) largest = std::max(largest, std::abs(v));
+            for (int i = 0; i < n; i++)
+                for (int64_t k = 0; k < size; k++)
+                    worst = std::max(worst, std::abs(double(features[size_t(i * count + offset + k)]) -
+                                                     want[l][size_t(i * size + k)]));
+            CHECK(worst <= 1e-4 * largest);
+        }
+    }
+}
+
+TEST_CASE("probes see the input and every hidden layer but dropout, pooled to fit") {
+    const CompiledModel m = kiln::find_model("siddique2019");
+    std::vector<std::string> names;
+    for (const kiln::ProbeLayer &l : kiln::probe_layers(m.net(), 8192)) names.push_back(l.name);
+    CHECK(names == std::vector<std::string>{"input", "conv1", "maxpool1", "conv2", "maxpool2", "dense1"});
+    const std::vector<kiln::ProbeLayer> small = kiln::probe_layers(m.net(), 1000);
+    CHECK(small[0].features == 784);  // the input fits
+    CHECK(small[1].pool == 4);        // conv1, 16x28x28: 2x2 pooled twice to 16x7x7
+    CHECK(small[1].features == 16 * 7 * 7);
+    CHECK(small[3].offset == kiln::model::feature_offset(m.net(), 2));
+}
+
+TEST_CASE("linear probes learn, and do not depend on the thread count") {
+    const CompiledModel m = kiln::find_model("conv0-dense1");
+    const std::vector<float> params = kiln::initial_params(m.net(), 1);
+    const kiln::ImageSet train = images(m.net(), true, 3000), test = images(m.net(), false, 500);
+    kiln::ProbeSettings s;
+    s.epochs = 2;
+    s.batch = 32;
+    s.threads = 1;
+    const auto one = kiln::run_probes(m, params, train, test, s);
+    s.threads = 2;
+    const auto two = kiln::run_probes(m, params, train, test, s);
+    REQUIRE(one.size() == 2);  // input, dense1
+    CHECK(one[0].test_accuracy > 0.8);  // softmax regression on pixels, 3000 images
+    CHECK(one[1].test_accuracy > 0.6);  // on 128 random ReLU features of them (chance: 0.1)
+    for (size_t i = 0; i < one.size(); i++) {
+        CHECK(one[i].test_accuracy == two[i].test_accuracy);
+        CHECK(one[i].train_accuracy == two[i].train_accuracy);
+    }
+}
+
+TEST_CASE("a study writes its tables, and run again trains nothing twice") {
+    TempDir dir("study");
+    kiln::StudyOptions o = tiny_study(dir, {"conv0-dense0", "conv2-dense1-half"}, 1, 2);
+    std::ostringstream log;
+    const kiln::StudySummary first = kiln::run_study(o, log);
+    CHECK(first.complete);
+    CHECK(first.runs == 4);
+    CHECK(first.trained == 4);
+    const std::string results = read(dir.file("results.csv"));
+    CHECK(column(results, "network") ==
+          std::vector<std::string>{"conv0-dense0", "conv0-dense0", "conv2-dense1-half", "conv2-dense1-half"});
+    CHECK(column(results, "seed") == std::vector<std::string>{"1", "2", "1", "2"});
+    CHECK(column(results, "hidden_conv") == std::vector<std::string>{"0", "0", "2", "2"});
+    CHECK(column(results, "hidden_dense") == std::vector<std::string>{"0", "0", "1", "1"});
+    CHECK(column(results, "params")[2] == std::to_string(kiln::find_model("conv2-dense1-half").net().param_count));
+    for (const std::string &a : column(results, "test_accuracy")) CHECK(std::stod(a) > 0.5);
+    CHECK(lines(read(dir.file("curves.csv"))).size() == 1 + 4);  // a row per run and epoch
+    // Probes on seed 1: conv0-dense0 has only its input; the other its input and 5 hidden layers.
+    CHECK(column(read(dir.file("probes.csv")), "layer") ==
+          std::vector<std::string>{"input", "input", "conv1", "maxpool1", "conv2", "maxpool2", "dense1"});
+    CHECK(read(dir.file("inspect/conv2-dense1-half.json")).find("\"confusion\"") != std::string::npos);
+    CHECK(read(dir.file("study.json")).find("\"complete\": true") != std::string::npos);
+
+    const kiln::StudySummary again = kiln::run_study(o, log);
+    CHECK(again.trained == 0);
+    CHECK(again.skipped == 4);
+    CHECK(read(dir.file("results.csv")) == results);
+}
+
+TEST_CASE("an interrupted study, run again, ends as an uninterrupted one") {
+    TempDir whole("study-whole"), cut("study-cut");
+    std::ostringstream log;
+    kiln::StudyOptions o = tiny_study(whole, {"conv0-dense1"}, 2, 1);
+    REQUIRE(kiln::run_study(o, log).complete);
+
+    kiln::StudyOptions c = tiny_study(cut, {"conv0-dense1"}, 2, 1);
+    int asked = 0;
+    c.keep_going = [&] { return ++asked < 1; };  // stop after the first epoch
+    const kiln::StudySummary stopped = kiln::run_study(c, log);
+    CHECK_FALSE(stopped.complete);
+    CHECK(column(read(cut.file("results.csv")), "network").empty());
+    c.keep_going = nullptr;
+    CHECK(kiln::run_study(c, log).complete);
+
+    const std::string a = read(whole.file("results.csv")), b = read(cut.file("results.csv"));
+    CHECK(column(a, "test_accuracy") == column(b, "test_accuracy"));
+    CHECK(column(a, "test_loss") == column(b, "test_loss"));
+    CHECK(read(whole.file("probes.csv")) == read(cut.file("probes.csv")));
+}
+
+TEST_CASE("a study refuses a folder made with other settings, and networks not compiled in") {
+    TempDir dir("study-refuse");
+    std::ostringstream log;
+    kiln::StudyOptions o = tiny_study(dir, {"conv0-dense0"}, 1, 1);
+    REQUIRE(kiln::run_study(o, log).complete);
+    o.epochs = 2;
+    CHECK_THROWS_WITH(kiln::run_study(o, log), Catch::Contains("study.json: error: this folder holds a study with other settings"));
+
+    TempDir other("study-other");
+    std::string text = read(kStudyDir + "conv0-dense0.toml");
+    std::ofstream(other.file("renamed.toml")) << std::string(text).replace(text.find("conv0-dense0"), 12, "not-compiled");
+    kiln::StudyOptions r = tiny_study(other, {}, 1, 1);
+    r.files = {other.file("renamed.toml")};
+    CHECK_THROWS_WITH(kiln::run_study(r, log), Catch::Contains("renamed.toml: error: network 'not-compiled' is not compiled into kiln"));
+    std::ofstream(other.file("changed.toml")) << std::string(text).replace(text.find("units = 10"), 10, "units = 10\nactivation = \"relu\"");
+    r.files = {other.file("changed.toml")};
+    CHECK_THROWS_WITH(kiln::run_study(r, log), Catch::Contains("differs from the one compiled into kiln"));
+}
+
+TEST_CASE("the study plan: the shipped one parses, and mistakes name file, line and column") {
+    const kiln::model::StudyPlan plan = kiln::model::load_study_plan(kPlan);
+    CHECK(plan.networks.size() >= 12);
+    CHECK(plan.seeds == 3);
+    for (const std::string &name : plan.networks) CHECK_NOTHROW(kiln::find_model(name));
+
+    const std::string head = "[study]\nnetworks = [\"a\", \"b\"]\n";
+    using kiln::model::parse_study_plan;
+    CHECK_THROWS_WITH(parse_study_plan(head + "[[axis]]\nname = \"x\"\nnetworks = [\"a\", \"c\"]\n", "p.toml"),
+                      "p.toml:5:12: error: axis 1: \"c\" is not in [study] networks");
+    CHECK_THROWS_WITH(parse_study_plan(head + "[[axis]]\nname = \"x\"\nx = \"depth\"\nnetworks = [\"a\"]\n", "p.toml"),
+                      Catch::StartsWith("p.toml:5:5: error: axis 1: 'x' must be"));
+    CHECK_THROWS_WITH(parse_study_plan("[study]\nnetworks = [\"a\", \"a\"]\n", "p.toml"),
+                      "p.toml:2:18: error: 'networks' lists \"a\" twice");
+    CHECK_THROWS_WITH(parse_study_plan(head + "[probe]\nepochs = 0\n", "p.toml"), Catch::StartsWith("p.toml:4:10: error:"));
+    CHECK_THROWS_WITH(parse_study_plan(head + "colour = 1\n", "p.toml"), Catch::StartsWith("p.toml:3:1: error:"));
+    CHECK_THROWS_WITH(parse_study_plan("networks = 1\n", "p.toml"), Catch::StartsWith("p.toml:1:1: error:"));
+}
