@@ -69,5 +69,17 @@ for n in lenet5 vgg-mini logistic mlp; do
     grep -q "^$n " "$tmp/out" || { failed=$((failed + 1)); echo "FAIL: kiln list lacks $n"; }
 done
 
+# The study: bad flags and files, then a tiny real study with its report.
+printf 'networks = 1\n' > "$tmp/plan.toml"
+expect "study: bad --seeds" 2 "--seeds" -- "$kiln" study --seeds 0
+expect "study: missing network file" 1 "nope.toml: error: cannot read file" -- "$kiln" study "$tmp/nope.toml" --out "$tmp/study"
+expect "study: bad plan" 1 "plan.toml:1:1: error" -- "$kiln" study --plan "$tmp/plan.toml" --out "$tmp/study"
+expect "study: tiny run with report" 0 "" -- "$kiln" study "$networks/study/conv0-dense0.toml" "$networks/study/conv1-dense1.toml" \
+    --epochs 1 --seeds 1 --limit-train 500 --limit-test 200 --no-progress --data "$mnist" --out "$tmp/study"
+grep -q "^report: .*report.md" "$tmp/out" || { failed=$((failed + 1)); echo "FAIL: tiny study printed no report line"; }
+for f in study.json results.csv curves.csv probes.csv report.md inspect/conv1-dense1.json plots/filters_conv1-dense1.png plots/probes.png; do
+    [ -s "$tmp/study/$f" ] || { failed=$((failed + 1)); echo "FAIL: tiny study lacks $f"; }
+done
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
