@@ -232,6 +232,9 @@ private:
         earlier_seconds_ = old.value("wall_seconds", 0.0);
     }
 
+    // A probe trains no longer than the networks do: a quick study stays quick.
+    int64_t probe_epochs() const { return std::min(plan_.probe.epochs, recipe_.epochs); }
+
     int64_t train_count() const { return opts_.limit_train > 0 ? std::min<int64_t>(opts_.limit_train, 60000) : 60000; }
     int64_t test_count() const { return opts_.limit_test > 0 ? std::min<int64_t>(opts_.limit_test, 10000) : 10000; }
 
@@ -292,7 +295,7 @@ private:
         if (!fs::exists(inspect_path)) write_file(inspect_path, inspection_json(m.model, ck.params, test_set, 1));
         if (fs::exists(probes_path)) return true;
         ProbeSettings ps;
-        ps.epochs = plan_.probe.epochs;
+        ps.epochs = probe_epochs();
         ps.batch = plan_.probe.batch;
         ps.learning_rate = plan_.probe.learning_rate;
         ps.max_features = plan_.probe.max_features;
@@ -370,7 +373,7 @@ private:
                         {"complete", complete},
                         {"axes", axes_json(plan_)},
                         {"probe",
-                         {{"epochs", plan_.probe.epochs},
+                         {{"epochs", probe_epochs()},
                           {"batch", plan_.probe.batch},
                           {"max_features", plan_.probe.max_features},
                           {"learning_rate", plan_.probe.learning_rate},

@@ -429,7 +429,7 @@ def plot_activations(plots, net, data):
         values = np.array(layer["values"], dtype=float)
         shape = layer["shape"]
         title = f"{layer.get('name')} {'x'.join(map(str, shape))}"
-        if len(shape) == 1:
+        if len(shape) == 1 or all(d == 1 for d in shape[1:]):  # units (a dense layer's C x 1 x 1): a strip
             ax = fig.add_subplot(grid[r, :])
             ax.bar(range(len(values)), values, width=1.0, color="tab:blue")
             ax.set_xlim(-0.5, len(values) - 0.5)
