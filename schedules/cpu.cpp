@@ -85,10 +85,19 @@ void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
                          ctx.batch.defined() && s.layer->flops < kSerialFlops);
 }
 
-// A bias gradient (o) summed over (x, y, n) of d_pre: channels in parallel.
-void schedule_bias_gradient(Func db) {
+// A bias gradient (o) summed over (x, y, n) of d_pre. A single running sum per
+// channel waits on each add; instead the positions (x, y fused, contiguous in
+// memory) are dealt to a vector's lanes, each lane summing its own (rfactor),
+// and the lanes added at the end: channels in parallel.
+void schedule_bias_gradient(Func db, const Context &ctx) {
+    std::vector<RVar> r = db.rvars(0);  // x, y, n
+    RVar xy("xy"), xyo("xyo"), xyi("xyi");
+    Var lane("lane");
+    const Var o = db.args()[0];
     db.compute_root();
-    db.update().parallel(db.args()[0]);
+    Func lanes = db.update().fuse(r[0], r[1], xy).split(xy, xyo, xyi, ctx.vector).rfactor(xyi, lane);  // (o, lane)
+    lanes.compute_root().vectorize(lane).parallel(o);
+    lanes.update().reorder(lane, xyo, r[2], o).vectorize(lane).parallel(o);
 }
 
 // The first layer's gradients when its window has fewer taps (kx, ky, c) than a
@@ -128,7 +137,7 @@ void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
     const int64_t taps = l.conv().kernel * l.conv().kernel * l.in.channels;
     if (!s.bwd.d_in.defined() && taps < ctx.vector) return conv_first_layer_gradients(s, ctx);
     schedule_spatial(s.bwd.d_pre, ctx);
-    schedule_bias_gradient(s.bwd.d_bias);
+    schedule_bias_gradient(s.bwd.d_bias, ctx);
 
     // The weight gradient as a matrix product over every output position of every
     // image: per image, its input windows are stored (im2col) with (kx, ky, c)
