@@ -11,8 +11,9 @@ using model::LayerKind;
 int index_of(const model::Network &net, const model::Layer &l) { return int(&l - net.layers.data()); }
 
 layers::Forward layer_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in,
-                              Expr dropout_seed) {
+                              Expr dropout_seed, Expr batch) {
     switch (l.kind) {
+    case LayerKind::batchnorm: return layers::batchnorm_forward(net, l, params, in, batch);
     case LayerKind::dropout: return layers::dropout_forward(l, index_of(net, l), in, dropout_seed);
     case LayerKind::globalavgpool: return layers::global_pool_forward(l, in);
     case LayerKind::conv: return layers::conv_forward(net, l, params, in);
@@ -26,6 +27,7 @@ layers::Forward layer_forward(const model::Network &net, const model::Layer &l, 
 layers::Backward layer_backward(const model::Network &net, const model::Layer &l, const Func &params,
                                 const layers::BackwardArgs &args, Expr dropout_seed) {
     switch (l.kind) {
+    case LayerKind::batchnorm: return layers::batchnorm_backward(net, l, params, args);
     case LayerKind::dropout: return layers::dropout_backward(l, index_of(net, l), args, dropout_seed);
     case LayerKind::globalavgpool: return layers::global_pool_backward(l, args);
     case LayerKind::conv: return layers::conv_backward(net, l, params, args);
@@ -52,6 +54,7 @@ void scatter_weight(Func &grad, const model::ParamTensor &t, const Func &d_weigh
     grad(int(t.offset) + ((r.w * C + r.z) * B + r.y) * A + r.x) = d_weight(r.x, r.y, r.z, r.w);
 }
 
+// Copies a one-dimensional tensor's values (o) into its place.
 void scatter_bias(Func &grad, const model::ParamTensor &t, const Func &d_bias) {
     RDom r(0, int(t.count), loop_name(t));
     grad(int(t.offset) + r) = d_bias(r);
@@ -60,10 +63,11 @@ void scatter_bias(Func &grad, const model::ParamTensor &t, const Func &d_bias) {
 }  // namespace
 
 Graph build_inference(const model::Network &net, const Func &params, const Func &images) {
-    return build_forward(net, params, images, Expr());
+    return build_forward(net, params, images, Expr(), Expr());
 }
 
-Graph build_forward(const model::Network &net, const Func &params, const Func &images, Expr dropout_seed) {
+Graph build_forward(const model::Network &net, const Func &params, const Func &images, Expr dropout_seed,
+                    Expr batch) {
     layers::Vars v;
     Graph g;
     g.training = dropout_seed.defined();
@@ -79,7 +83,7 @@ Graph build_forward(const model::Network &net, const Func &params, const Func &i
         LayerStages s;
         s.layer = &l;
         s.in = x;
-        s.fwd = layer_forward(net, l, params, x, dropout_seed);
+        s.fwd = layer_forward(net, l, params, x, dropout_seed, batch);
         x = s.fwd.out;
         g.layers.push_back(s);
     }
@@ -93,9 +97,10 @@ Graph build_training(const model::Network &net, const Func &params, const Func &
                      Expr batch, Expr dropout_seed) {
     layers::Vars v;
     Var o("o");
-    Graph g = build_forward(net, params, images, dropout_seed);
+    Graph g = build_forward(net, params, images, dropout_seed, batch);
     Halide::Type t = params.output_types()[0];
-    g.loss = layers::softmax_cross_entropy(g.scores, labels, int(net.input.classes), batch, t);
+    g.loss = layers::softmax_cross_entropy(g.scores, labels, int(net.input.classes), batch, t,
+                                          net.train.label_smoothing);
 
     Func d_out("d_scores_4d");  // (x, y, o, n)
     d_out(v.x, v.y, o, v.n) = g.loss.d_scores(o, v.n);
@@ -111,6 +116,13 @@ Graph build_training(const model::Network &net, const Func &params, const Func &
     g.grad(i) = Halide::undef(t);
     for (const LayerStages &s : g.layers) {
         const model::Layer &l = *s.layer;
+        if (l.kind == LayerKind::batchnorm) {  // weight, bias, then the batch's statistics in the buffers' places
+            scatter_bias(g.grad, net.params[l.weight], s.bwd.d_weight);
+            scatter_bias(g.grad, net.params[l.bias], s.bwd.d_bias);
+            scatter_bias(g.grad, net.params[l.running_mean], s.fwd.mean);
+            scatter_bias(g.grad, net.params[l.running_var], s.fwd.unbiased_variance);
+            continue;
+        }
         if (l.weight < 0) continue;
         const model::Shape &in = l.in;
         if (l.kind == LayerKind::conv)

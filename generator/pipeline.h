@@ -6,6 +6,9 @@
 //   params (i)          the flat parameter vector, Network::params layout
 //   images (x, y, c, n) pixels scaled to [0, 1]
 //   labels (n)          int32 class of each image
+//
+// The training step's `grad` holds, in the places of batchnorm's running
+// statistics (buffers, not trained), the batch's mean and unbiased variance.
 #pragma once
 
 #include <vector>
@@ -31,11 +34,13 @@ struct Graph {
     std::vector<LayerStages> layers;
     Func scores;  // (o, n) the last layer's class scores
     layers::Loss loss;  // training only
-    Func grad;    // (i) flat gradient, Network::params layout; training only
+    Func grad;    // (i) flat gradient, Network::params layout (batch statistics for buffers); training only
 };
 
-// The forward pass; `dropout_seed` defined: as in training (dropout active).
-Graph build_forward(const model::Network &net, const Func &params, const Func &images, Expr dropout_seed);
+// The forward pass; `dropout_seed` defined: dropout active; `batch` (N) defined:
+// batchnorm normalizes with the batch's statistics, as in training.
+Graph build_forward(const model::Network &net, const Func &params, const Func &images, Expr dropout_seed,
+                    Expr batch);
 Graph build_inference(const model::Network &net, const Func &params, const Func &images);
 // `dropout_seed`: a new value every step (unused by networks without dropout).
 Graph build_training(const model::Network &net, const Func &params, const Func &images, const Func &labels,

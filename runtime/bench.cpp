@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "running_stats.h"
+
 #include "HalideRuntime.h"
 #include "init.h"
 #include "optimizer.h"
@@ -57,18 +59,20 @@ BenchResult bench(const CompiledModel &model, const BenchOptions &opts) {
 
     BenchResult r;
     // The check beside the benchmark: both pipelines give the same scores (in
-    // training, dropout changes them: then the forward pass of one image must
-    // agree with that image's scores in the whole batch).
+    // training, dropout and batchnorm's batch statistics change them: then the
+    // forward pass of one image must agree with that image's scores in the whole
+    // forward batch).
     const float loss =
         model.train_step(params.data(), images.data(), labels.data(), opts.batch, train_scores.data(), grad.data());
     model.forward(params.data(), images.data(), opts.batch, infer_scores.data());
     const bool has_dropout = std::any_of(net.layers.begin(), net.layers.end(),
                                          [](const model::Layer &l) { return l.kind == model::LayerKind::dropout; });
-    if (has_dropout) {
+    const bool train_differs = has_dropout || has_batchnorm(net);
+    if (train_differs) {
         train_scores = infer_scores;
         model.forward(params.data(), images.data(), 1, infer_scores.data());
     }
-    for (size_t i = 0; i < size_t(has_dropout ? 1 : opts.batch) * classes; i++)
+    for (size_t i = 0; i < size_t(train_differs ? 1 : opts.batch) * classes; i++)
         r.max_score_difference = std::max(r.max_score_difference, double(std::abs(train_scores[i] - infer_scores[i])));
     if (!std::isfinite(loss) || !(r.max_score_difference <= 1e-4))
         throw std::runtime_error(fmt::format("{}: error: self-check failed: loss {}, forward and training scores differ by {}",

@@ -1,5 +1,6 @@
 #include "init.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "rng.h"
@@ -11,6 +12,13 @@ constexpr uint64_t kInitStream = 1;
 std::vector<float> initial_params(const model::Network &net, uint64_t seed) {
     std::vector<float> params(size_t(net.param_count), 0.0f);
     for (const model::Layer &l : net.layers) {
+        if (l.kind == model::LayerKind::batchnorm) {  // as PyTorch's: weight 1, bias 0, running mean 0, variance 1
+            for (int index : {l.weight, l.running_var}) {
+                const model::ParamTensor &t = net.params[size_t(index)];
+                std::fill_n(params.begin() + t.offset, t.count, 1.0f);
+            }
+            continue;
+        }
         if (l.weight < 0) continue;
         const model::ParamTensor &w = net.params[size_t(l.weight)];
         const double gain = l.activation() == model::Activation::relu ? 6.0 : 3.0;

@@ -6,14 +6,57 @@
 //   onecycle   PyTorch's OneCycleLR with cosine annealing: from lr/25 up to lr over
 //              the first lr_warmup of the run, then down to lr/(25 * 1e4)
 // t counts steps from 0, T = steps in the whole run.
+//
+//   plateau    PyTorch's ReduceLROnPlateau on the validation loss, not a function of
+//              the step: see Plateau below (learning_rate_at is not used for it).
 #pragma once
 
 #include <cstdint>
+#include <limits>
+#include <map>
+#include <string>
 
 #include "model/network.h"
 
 namespace kiln {
 
 double learning_rate_at(const model::TrainSettings &s, int64_t step, int64_t steps_per_epoch);
+
+// ReduceLROnPlateau(mode="min", factor=lr_gamma, patience=lr_patience,
+// threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8), stepped
+// once per epoch with the validation loss. Its rule, as PyTorch's step(metric):
+//   if metric < best (1 - threshold): best = metric, bad_epochs = 0
+//   else bad_epochs += 1
+//   if bad_epochs > patience:
+//       new = max(lr factor, min_lr); if lr - new > eps: lr = new
+//       bad_epochs = 0
+// The state is saved in the checkpoint's metadata (to_metadata) and restored
+// from it on resume.
+class Plateau {
+public:
+    static constexpr double kThreshold = 1e-4, kMinLr = 0, kEps = 1e-8;
+
+    explicit Plateau(const model::TrainSettings &s)
+        : factor_(s.lr_gamma), patience_(s.lr_patience), lr_(s.learning_rate) {}
+
+    double lr() const { return lr_; }
+    double best() const { return best_; }
+    int64_t bad_epochs() const { return bad_epochs_; }
+
+    // After an epoch, with that epoch's validation loss.
+    void step(double metric);
+
+    // "plateau_lr", "plateau_best", "plateau_bad_epochs": exact decimal round trips.
+    std::map<std::string, std::string> to_metadata() const;
+    // false if an entry is missing or malformed.
+    bool restore(const std::map<std::string, std::string> &metadata);
+
+private:
+    double factor_;
+    int64_t patience_;
+    double lr_;
+    double best_ = std::numeric_limits<double>::infinity();
+    int64_t bad_epochs_ = 0;
+};
 
 }  // namespace kiln

@@ -1,5 +1,6 @@
 #include "optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace kiln {
@@ -12,6 +13,7 @@ public:
         std::vector<float> &v = buffers_["momentum"];
         const float m = float(s_.momentum), wd = float(s_.weight_decay), rate = float(lr);
         for (size_t i = 0; i < p.size(); i++) {
+            if (frozen(i)) continue;
             const float g = grad[i] + wd * p[i];
             v[i] = m * v[i] + g;
             p[i] -= rate * (s_.nesterov ? g + m * v[i] : v[i]);
@@ -36,6 +38,7 @@ public:
         const float wd = float(s_.weight_decay), rate = float(lr);
         const float correction1 = float(1 - std::pow(s_.beta1, t)), correction2 = float(1 - std::pow(s_.beta2, t));
         for (size_t i = 0; i < p.size(); i++) {
+            if (frozen(i)) continue;
             float g = grad[i];
             if (decoupled_)
                 p[i] -= rate * wd * p[i];
@@ -65,6 +68,7 @@ public:
         const float m = float(s_.momentum), rate = float(lr);
         std::vector<float> *v = m > 0 ? &buffers_["momentum"] : nullptr;
         for (size_t i = 0; i < p.size(); i++) {
+            if (frozen(i)) continue;
             const float g = grad[i] + wd * p[i];
             sq[i] = alpha * sq[i] + (1 - alpha) * g * g;
             const float d = g / (std::sqrt(sq[i]) + eps);
@@ -91,6 +95,12 @@ bool Optimizer::restore(const std::map<std::string, std::vector<float>> &saved) 
     }
     for (auto &[name, buffer] : buffers_) buffer = saved.at(name);
     return true;
+}
+
+void Optimizer::freeze_buffers(const model::Network &net) {
+    frozen_.assign(size_t(net.param_count), 0);
+    for (const model::ParamTensor &t : net.params)
+        if (t.buffer) std::fill_n(frozen_.begin() + t.offset, t.count, uint8_t(1));
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const model::TrainSettings &s, size_t size) {

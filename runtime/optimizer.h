@@ -22,9 +22,14 @@ public:
     virtual std::map<std::string, std::vector<float>> state() const = 0;
     // Restores state(); false if it does not fit (missing or wrong size).
     bool restore(const std::map<std::string, std::vector<float>> &saved);
+    // Leaves the elements of `net`'s buffers (batchnorm's running statistics) alone:
+    // no update, no weight decay, their state stays zero.
+    void freeze_buffers(const model::Network &net);
 
 protected:
+    bool frozen(size_t i) const { return !frozen_.empty() && frozen_[i]; }
     std::map<std::string, std::vector<float>> buffers_;
+    std::vector<uint8_t> frozen_;  // empty: nothing frozen
 };
 
 // sgd:      g += wd p;  v = momentum v + g;  p -= lr (nesterov ? g + momentum v : v)

@@ -18,6 +18,7 @@
 #include "lr_schedule.h"
 #include "optimizer.h"
 #include "rng.h"
+#include "running_stats.h"
 
 namespace kiln {
 namespace {
@@ -115,6 +116,8 @@ std::map<std::string, std::string> settings_metadata(const model::TrainSettings 
             {"optimizer", s.optimizer},
             {"learning_rate", fmt::format("{}", s.learning_rate)},
             {"lr_schedule", s.lr_schedule},
+            {"lr_gamma", fmt::format("{}", s.lr_gamma)},
+            {"lr_patience", std::to_string(s.lr_patience)},
             {"momentum", fmt::format("{}", s.momentum)},
             {"nesterov", s.nesterov ? "true" : "false"},
             {"beta1", fmt::format("{}", s.beta1)},
@@ -125,6 +128,7 @@ std::map<std::string, std::string> settings_metadata(const model::TrainSettings 
             {"epochs", std::to_string(s.epochs)},
             {"validation", std::to_string(s.validation)},
             {"ema", fmt::format("{}", s.ema)},
+            {"label_smoothing", fmt::format("{}", s.label_smoothing)},
             {"augment", fmt::format("shift {} rotate {} scale {}", s.augment.shift, s.augment.rotate, s.augment.scale)}};
 }
 
@@ -189,6 +193,12 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
     const size_t image_size = size_t(net.input.shape().size());
     const model::InputSpec &in = net.input;
 
+    const bool plateau = s.lr_schedule == "plateau";
+    if (plateau && s.validation == 0)
+        throw UsageError(fmt::format("{}: error: [train] lr_schedule = \"plateau\" watches the validation loss, but no "
+                                     "images are held out: set [train] validation or pass --validation N",
+                                     net.source));
+
     // The last `validation` training images are held out: never trained on, and
     // the place to compare settings (the test set chooses nothing).
     if (s.validation >= all_train.count)
@@ -205,6 +215,8 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
     result.params = trained;
     const bool ema = s.ema > 0;
     std::unique_ptr<Optimizer> optimizer = make_optimizer(s, trained.size());
+    optimizer->freeze_buffers(net);
+    Plateau plateau_lr(s);  // lr_schedule = "plateau" only
     int64_t first_epoch = 1;
     if (!opts.resume.empty()) {
         Checkpoint ck = load_checkpoint(opts.resume, net);
@@ -220,6 +232,9 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
                                                     "average (was it trained without ema?)");
             trained = raw->second;
         }
+        if (plateau && !plateau_lr.restore(ck.metadata))
+            throw CheckpointError(opts.resume + ": error: checkpoint has no plateau schedule state to resume from "
+                                                "(was it trained with another lr_schedule?)");
         first_epoch = ck.epoch + 1;
         log << fmt::format("resuming {} from {} after epoch {}\n", net.name, opts.resume, ck.epoch);
     }
@@ -263,7 +278,9 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
                     epoch, loss));
             loss_sum += double(loss) * n;
             for (int i = 0; i < n; i++) correct += argmax(scores.data() + size_t(i) * classes, classes) == batch_labels[size_t(i)];
-            optimizer->step(trained, grad, learning_rate_at(s, step, steps_per_epoch), step);
+            const double lr = plateau ? plateau_lr.lr() : learning_rate_at(s, step, steps_per_epoch);
+            optimizer->step(trained, grad, lr, step);
+            update_running_stats(net, trained, grad);
             if (ema)
                 for (size_t i = 0; i < trained.size(); i++)
                     result.params[i] = float(s.ema) * result.params[i] + float(1 - s.ema) * trained[i];
@@ -277,6 +294,8 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
         result.test = evaluate(model, result.params, test_set);
         Evaluation validation;
         if (s.validation > 0) validation = evaluate(model, result.params, validation_set);
+        const std::string lr_text = plateau ? fmt::format("  lr {:.3g}", plateau_lr.lr()) : std::string();
+        if (plateau) plateau_lr.step(validation.loss);  // sets the next epoch's rate
         const double train_loss = loss_sum / double(train_set.count);
         const double train_acc = double(correct) / double(train_set.count);
         const double elapsed = seconds_since(start);
@@ -284,9 +303,9 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
                                                                     100 * validation.accuracy)
                                                       : std::string();
         log << fmt::format("epoch {:>3}/{}  train loss {:.4f} acc {:6.2f}%{}  test loss {:.4f} acc {:6.2f}%  "
-                           "{:>7.0f} img/s  {:6.1f} s\n",
+                           "{:>7.0f} img/s  {:6.1f} s{}\n",
                            epoch, s.epochs, train_loss, 100 * train_acc, val_text, result.test.loss,
-                           100 * result.test.accuracy, images_per_s, elapsed);
+                           100 * result.test.accuracy, images_per_s, elapsed, lr_text);
         log.flush();
         metrics.append(epoch, train_loss, train_acc, s.validation > 0 ? &validation : nullptr, result.test,
                        images_per_s, elapsed);
@@ -297,6 +316,7 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
         ck.optimizer_state = optimizer->state();
         if (ema) ck.optimizer_state[kTrainedWeights] = trained;
         ck.metadata = settings_metadata(s);
+        if (plateau) ck.metadata.merge(plateau_lr.to_metadata());
         save_checkpoint(checkpoint_path, net, ck);
         result.epochs = epoch;
         if (opts.after_epoch && !opts.after_epoch(epoch)) break;

@@ -203,6 +203,30 @@ void global_pool_backward(const pipeline::LayerStages &s, const Context &ctx) {
     if (s.bwd.d_in.defined()) schedule_spatial(s.bwd.d_in, ctx);
 }
 
+// Batch normalization: the per-channel statistics (training) and the per-channel
+// affine map stored once, channels in parallel, each channel's sums serial (so
+// that they add up in a fixed order); the normalized output element-wise.
+void per_channel_sum(Func f) {
+    f.compute_root().parallel(f.args()[0]);
+    f.update().parallel(f.args()[0]);
+}
+
+void batchnorm_forward(const pipeline::LayerStages &s, const Context &ctx) {
+    if (ctx.training) {
+        per_channel_sum(s.fwd.mean);
+        per_channel_sum(s.fwd.variance);
+    }
+    for (Func f : {s.fwd.inv_std, s.fwd.scale, s.fwd.shift}) f.compute_root();
+    schedule_elementwise(s.fwd.out, s.layer->out, ctx);
+}
+
+void batchnorm_backward(const pipeline::LayerStages &s, const Context &ctx) {
+    schedule_elementwise(s.bwd.d_pre, s.layer->out, ctx);
+    per_channel_sum(s.bwd.d_bias);
+    per_channel_sum(s.bwd.d_weight);
+    if (s.bwd.d_in.defined()) schedule_elementwise(s.bwd.d_in, s.layer->in, ctx);
+}
+
 void pool_forward(const pipeline::LayerStages &s, const Context &ctx) {
     Func out = s.fwd.out;
     out.compute_root();
@@ -270,6 +294,7 @@ void schedule_forward_layers(pipeline::Graph &g, const Context &ctx) {
         case LayerKind::dense: dense_forward(s, ctx); break;
         case LayerKind::dropout: dropout_forward(s, ctx); break;
         case LayerKind::globalavgpool: global_pool_forward(s, ctx); break;
+        case LayerKind::batchnorm: batchnorm_forward(s, ctx); break;
         }
     }
 }
@@ -324,6 +349,7 @@ void schedule_training(pipeline::Graph &g, const Halide::Target &target, const S
         case LayerKind::dense: dense_backward(s, ctx); break;
         case LayerKind::dropout: dropout_backward(s, ctx); break;
         case LayerKind::globalavgpool: global_pool_backward(s, ctx); break;
+        case LayerKind::batchnorm: batchnorm_backward(s, ctx); break;
         }
     }
 }

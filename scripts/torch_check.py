@@ -54,6 +54,7 @@ LAYER_KEYS = {
     "dense": {"type", "name", "units", "activation"},
     "dropout": {"type", "name", "rate"},
     "globalavgpool": {"type", "name"},
+    "batchnorm": {"type", "name", "momentum", "epsilon", "activation"},
 }
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 NETWORK_NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
@@ -132,7 +133,7 @@ def load_network(path):
             raise CheckError(f"{where}: not a table")
         kind = t.get("type")
         if kind not in LAYER_KEYS:
-            raise CheckError(f"{where}: unknown layer type {kind!r} (expected conv, maxpool, avgpool, dense, dropout, globalavgpool)")
+            raise CheckError(f"{where}: unknown layer type {kind!r} (expected conv, maxpool, avgpool, dense, dropout, globalavgpool, batchnorm)")
         unknown = sorted(set(t) - LAYER_KEYS[kind])
         if unknown:
             raise CheckError(f"{where}: unknown key '{unknown[0]}' for a {kind} layer")
@@ -172,6 +173,12 @@ def load_network(path):
             window, pad, s = 1, 0, 1
         elif kind == "globalavgpool":
             window, pad, s = None, 0, 1
+        elif kind == "batchnorm":
+            momentum, epsilon = _num(t, "momentum", where, 0.1), _num(t, "epsilon", where, 1e-5)
+            if not 0 <= momentum <= 1 or not epsilon > 0:
+                raise CheckError(f"{where}: 'momentum' must be in [0, 1] and 'epsilon' positive")
+            layer.update(momentum=momentum, epsilon=epsilon, activation=_activation(t, where))
+            window, pad, s = 1, 0, 1
         else:
             layer.update(units=_int(t, "units", where, 1), activation=_activation(t, where))
 
@@ -218,6 +225,9 @@ def network_hash(net):
             spec = f"rate={_fmt_number(l['rate'])}"
         elif l["kind"] == "globalavgpool":
             spec = ""
+        elif l["kind"] == "batchnorm":
+            spec = (f"momentum={_fmt_number(l['momentum'])} epsilon={_fmt_number(l['epsilon'])} "
+                    f"activation={l['activation']}")
         else:
             spec = f"size={l['size']} stride={l['stride']}"
         out += f"layer {l['name']} {l['kind']} {spec}\n"
@@ -237,7 +247,9 @@ def build_model(net):
     flat = False  # whether the running tensor is [N, features] rather than [N, C, H, W]
     for l in net["layers"]:
         name, (c, h, w) = l["name"], l["in"]
-        if l["kind"] == "dense":
+        if l["kind"] == "batchnorm" and flat:  # after a dense layer: per unit of [N, units]
+            modules.append((name, nn.BatchNorm1d(c, eps=l["epsilon"], momentum=l["momentum"])))
+        elif l["kind"] == "dense":
             if not flat:
                 modules.append((f"{name}-flatten", nn.Flatten()))
             modules.append((name, nn.Linear(c * h * w, l["units"])))
@@ -255,6 +267,8 @@ def build_model(net):
                 modules.append((name, nn.Dropout(l["rate"])))
             elif l["kind"] == "globalavgpool":
                 modules.append((name, nn.AdaptiveAvgPool2d(1)))
+            elif l["kind"] == "batchnorm":
+                modules.append((name, nn.BatchNorm2d(c, eps=l["epsilon"], momentum=l["momentum"])))
             else:
                 modules.append((name, nn.AvgPool2d(l["size"], stride=l["stride"])))
         if l.get("activation", "none") != "none":
@@ -352,6 +366,11 @@ def load_checkpoint(model, net, path):
 
     params = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
     expected = model.state_dict()
+    # Kiln keeps no num_batches_tracked (PyTorch reads it only with momentum=None,
+    # which Kiln does not offer): a batchnorm module's own 0 stands in for it.
+    for k, v in expected.items():
+        if k.endswith(".num_batches_tracked") and k not in params:
+            params[k] = v
     missing = [k for k in expected if k not in params]
     extra = sorted(k for k in params if k not in expected)
     if missing or extra:

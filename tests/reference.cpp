@@ -225,11 +225,12 @@ Tensor dense_backward(const double *w, const Tensor &in /* [N, C, H, W] */, cons
     return d_in;
 }
 
-// ---- loss: mean over the batch of softmax cross-entropy ---------------------------
-//   loss = 1/N sum_n [ log sum_l exp(scores[n, l]) - scores[n, label[n]] ]
-//   d_scores[n, l] = (softmax(scores[n])[l] - [l == label[n]]) / N
+// ---- loss: mean over the batch of softmax cross-entropy, with label smoothing e ----
+//   q[n, l] = (1 - e) [l == label[n]] + e / L   (PyTorch's CrossEntropyLoss(label_smoothing = e))
+//   loss = 1/N sum_n sum_l q[n, l] ( log sum_k exp(scores[n, k]) - scores[n, l] )
+//   d_scores[n, l] = (softmax(scores[n])[l] - q[n, l]) / N
 
-double softmax_cross_entropy(const Tensor &scores /* [N, L, 1, 1] */, const int32_t *labels,
+double softmax_cross_entropy(const Tensor &scores /* [N, L, 1, 1] */, const int32_t *labels, double smoothing,
                              Tensor &d_scores /* [N, L, 1, 1] */) {
     const int64_t N = scores.N, L = scores.C;
     double loss = 0;
@@ -239,9 +240,11 @@ double softmax_cross_entropy(const Tensor &scores /* [N, L, 1, 1] */, const int3
         double sum = 0;
         for (int64_t l = 0; l < L; l++) sum += std::exp(scores.at(n, l, 0, 0) - m);
         const double log_sum = m + std::log(sum);
-        loss += (log_sum - scores.at(n, labels[n], 0, 0)) / double(N);
-        for (int64_t l = 0; l < L; l++)
-            d_scores.at(n, l, 0, 0) = (std::exp(scores.at(n, l, 0, 0) - log_sum) - (l == labels[n] ? 1.0 : 0.0)) / double(N);
+        for (int64_t l = 0; l < L; l++) {
+            const double q = (l == labels[n] ? 1.0 - smoothing : 0.0) + smoothing / double(L);
+            loss += q * (log_sum - scores.at(n, l, 0, 0)) / double(N);
+            d_scores.at(n, l, 0, 0) = (std::exp(scores.at(n, l, 0, 0) - log_sum) - q) / double(N);
+        }
     }
     return loss;
 }
@@ -302,6 +305,71 @@ Tensor global_pool_backward(const Tensor &in /* [N, C, H, W] */, const Tensor &d
     return d_in;
 }
 
+// ---- batchnorm: per channel c over the M = N*H*W elements (n, y, x) ---------------------
+//   pre[n, c, y, x] = weight[c] (in[n, c, y, x] - mean[c]) / sqrt(var[c] + eps) + bias[c]
+// with the batch's mean and biased variance in training, running_mean and
+// running_var in evaluation; then the activation.
+
+// The batch's mean and biased variance of each channel of `in` [N, C, H, W].
+void batch_statistics(const Tensor &in, std::vector<double> &mean /* [C] */, std::vector<double> &var /* [C] */) {
+    const double M = double(in.N * in.H * in.W);
+    mean.assign(size_t(in.C), 0.0);
+    var.assign(size_t(in.C), 0.0);
+    for (int64_t c = 0; c < in.C; c++) {
+        for (int64_t n = 0; n < in.N; n++)
+            for (int64_t y = 0; y < in.H; y++)
+                for (int64_t x = 0; x < in.W; x++) mean[size_t(c)] += in.at(n, c, y, x) / M;
+        for (int64_t n = 0; n < in.N; n++)
+            for (int64_t y = 0; y < in.H; y++)
+                for (int64_t x = 0; x < in.W; x++) {
+                    const double d = in.at(n, c, y, x) - mean[size_t(c)];
+                    var[size_t(c)] += d * d / M;
+                }
+    }
+}
+
+Tensor batchnorm_forward(const Layer &l, const double *w, const double *b, const std::vector<double> &mean,
+                         const std::vector<double> &var, const Tensor &in /* [N, C, H, W] */) {
+    Tensor pre(in.N, in.C, in.H, in.W);  // [N, C, H, W]
+    for (int64_t n = 0; n < in.N; n++)
+        for (int64_t c = 0; c < in.C; c++)
+            for (int64_t y = 0; y < in.H; y++)
+                for (int64_t x = 0; x < in.W; x++)
+                    pre.at(n, c, y, x) = w[c] * (in.at(n, c, y, x) - mean[size_t(c)]) /
+                                             std::sqrt(var[size_t(c)] + l.batchnorm().epsilon) +
+                                         b[c];
+    return pre;
+}
+
+// Training mode: the batch's statistics depend on every element, so
+//   d_in = w / sqrt(var + eps) (d_pre - mean over (n, y, x) of d_pre - xhat mean of (d_pre xhat)),
+// xhat = (in - mean) / sqrt(var + eps). Adds into d_w [C] and d_b [C].
+Tensor batchnorm_backward(const Layer &l, const double *w, const std::vector<double> &mean,
+                          const std::vector<double> &var, const Tensor &in /* [N, C, H, W] */,
+                          const Tensor &d_pre /* [N, C, H, W] */, double *d_w, double *d_b) {
+    const double M = double(in.N * in.H * in.W);
+    Tensor d_in(in.N, in.C, in.H, in.W);  // [N, C, H, W]
+    for (int64_t c = 0; c < in.C; c++) {
+        const double inv_std = 1 / std::sqrt(var[size_t(c)] + l.batchnorm().epsilon);
+        double sum = 0, sum_xhat = 0;
+        for (int64_t n = 0; n < in.N; n++)
+            for (int64_t y = 0; y < in.H; y++)
+                for (int64_t x = 0; x < in.W; x++) {
+                    sum += d_pre.at(n, c, y, x);
+                    sum_xhat += d_pre.at(n, c, y, x) * (in.at(n, c, y, x) - mean[size_t(c)]) * inv_std;
+                }
+        d_b[c] += sum;
+        d_w[c] += sum_xhat;
+        for (int64_t n = 0; n < in.N; n++)
+            for (int64_t y = 0; y < in.H; y++)
+                for (int64_t x = 0; x < in.W; x++) {
+                    const double xhat = (in.at(n, c, y, x) - mean[size_t(c)]) * inv_std;
+                    d_in.at(n, c, y, x) = w[c] * inv_std * (d_pre.at(n, c, y, x) - sum / M - xhat * sum_xhat / M);
+                }
+    }
+    return d_in;
+}
+
 // ---- the network ------------------------------------------------------------------
 
 // The output shape from the definitions, checked against the model's own.
@@ -323,6 +391,7 @@ void check_shape(const Layer &l) {
     case LayerKind::dense: want = {l.dense().units, 1, 1}; break;
     case LayerKind::dropout: want = l.in; break;
     case LayerKind::globalavgpool: want = {l.in.channels, 1, 1}; break;
+    case LayerKind::batchnorm: want = l.in; break;
     }
     if (!(want == l.out)) throw std::logic_error("reference: layer " + l.name + " has an unexpected output shape");
 }
@@ -330,10 +399,76 @@ void check_shape(const Layer &l) {
 // What the backward pass needs of one layer's forward pass.
 struct Saved {
     Tensor in;   // [N, C, H, W]
-    Tensor pre;  // [N, O, OH, OW] before the activation (conv and dense; empty for pooling)
+    Tensor pre;  // [N, O, OH, OW] before the activation (conv, dense, batchnorm; empty for pooling)
+    std::vector<double> mean, var;  // batchnorm: [C] the statistics it normalized with
 };
 
+// A tensor of the flat parameter vector.
+const double *tensor(const model::Network &net, const std::vector<double> &p, int index) {
+    return p.data() + net.params[size_t(index)].offset;
+}
+
+// The forward pass in training (dropout masks from `dropout_seed`, batchnorm with
+// the batch's statistics) or in evaluation: the scores [N, L, 1, 1], and what the
+// backward pass needs of each layer.
+Tensor forward(const model::Network &net, const std::vector<double> &p, const float *images, int n, bool training,
+               uint32_t dropout_seed, std::vector<Saved> &saved) {
+    auto weight = [&](const Layer &l) { return tensor(net, p, l.weight); };
+    auto bias = [&](const Layer &l) { return tensor(net, p, l.bias); };
+
+    // The input, normalized: [N, C, H, W].
+    const model::InputSpec &spec = net.input;
+    Tensor x(n, spec.channels, spec.height, spec.width);
+    for (size_t i = 0; i < x.v.size(); i++) x.v[i] = (double(images[i]) - spec.mean) / spec.std;
+
+    for (const Layer &l : net.layers) {
+        check_shape(l);
+        Saved s{x, Tensor(0, 0, 0, 0), {}, {}};
+        switch (l.kind) {
+        case LayerKind::conv: s.pre = conv_forward(l, weight(l), bias(l), x); break;
+        case LayerKind::dense: s.pre = dense_forward(l, weight(l), bias(l), x); break;
+        case LayerKind::maxpool: x = maxpool_forward(l, x); break;
+        case LayerKind::avgpool: x = avgpool_forward(l, x); break;
+        case LayerKind::dropout:
+            if (training) x = dropout_apply(l, int(&l - net.layers.data()), dropout_seed, x);
+            break;
+        case LayerKind::globalavgpool: x = global_pool_forward(x); break;
+        case LayerKind::batchnorm:
+            if (training) {
+                batch_statistics(x, s.mean, s.var);
+            } else {
+                const int64_t C = l.in.channels;
+                s.mean.assign(tensor(net, p, l.running_mean), tensor(net, p, l.running_mean) + C);
+                s.var.assign(tensor(net, p, l.running_var), tensor(net, p, l.running_var) + C);
+            }
+            s.pre = batchnorm_forward(l, weight(l), bias(l), s.mean, s.var, x);
+            break;
+        }
+        if (s.pre.N > 0) x = activation_forward(l.activation(), s.pre);
+        saved.push_back(std::move(s));
+    }
+    return x;
+}
+
 }  // namespace
+
+std::vector<double> reference_forward(const model::Network &net, const std::vector<float> &params, const float *images,
+                                      int n) {
+    if (int64_t(params.size()) != net.param_count) throw std::invalid_argument("reference: wrong parameter count");
+    std::vector<Saved> saved;
+    return forward(net, std::vector<double>(params.begin(), params.end()), images, n, false, 0, saved).v;
+}
+
+std::vector<std::vector<double>> reference_layer_outputs(const model::Network &net, const std::vector<float> &params,
+                                                         const float *images, int n) {
+    if (int64_t(params.size()) != net.param_count) throw std::invalid_argument("reference: wrong parameter count");
+    std::vector<Saved> saved;  // each layer's input: the previous layer's output
+    const Tensor last = forward(net, std::vector<double>(params.begin(), params.end()), images, n, false, 0, saved);
+    std::vector<std::vector<double>> outputs;
+    for (size_t i = 1; i < saved.size(); i++) outputs.push_back(saved[i].in.v);
+    outputs.push_back(last.v);
+    return outputs;
+}
 
 ReferenceResult reference_train_step(const model::Network &net, const std::vector<float> &params,
                                      const float *images, const int32_t *labels, int n, uint32_t dropout_seed) {
@@ -343,36 +478,15 @@ ReferenceResult reference_train_step(const model::Network &net, const std::vecto
     const std::vector<double> p(params.begin(), params.end());  // [param_count]
     ReferenceResult r;
     r.grad.assign(p.size(), 0.0);  // [param_count]
-    auto weight = [&](const Layer &l) { return p.data() + net.params[size_t(l.weight)].offset; };
-    auto bias = [&](const Layer &l) { return p.data() + net.params[size_t(l.bias)].offset; };
+    auto weight = [&](const Layer &l) { return tensor(net, p, l.weight); };
     auto d_weight = [&](const Layer &l) { return r.grad.data() + net.params[size_t(l.weight)].offset; };
     auto d_bias = [&](const Layer &l) { return r.grad.data() + net.params[size_t(l.bias)].offset; };
 
-    // The input, normalized: [N, C, H, W].
-    const model::InputSpec &spec = net.input;
-    Tensor x(n, spec.channels, spec.height, spec.width);
-    for (size_t i = 0; i < x.v.size(); i++) x.v[i] = (double(images[i]) - spec.mean) / spec.std;
-
-    // Forward.
     std::vector<Saved> saved;
-    for (const Layer &l : net.layers) {
-        check_shape(l);
-        Saved s{x, Tensor(0, 0, 0, 0)};
-        switch (l.kind) {
-        case LayerKind::conv: s.pre = conv_forward(l, weight(l), bias(l), x); break;
-        case LayerKind::dense: s.pre = dense_forward(l, weight(l), bias(l), x); break;
-        case LayerKind::maxpool: x = maxpool_forward(l, x); break;
-        case LayerKind::avgpool: x = avgpool_forward(l, x); break;
-        case LayerKind::dropout: x = dropout_apply(l, int(&l - net.layers.data()), dropout_seed, x); break;
-        case LayerKind::globalavgpool: x = global_pool_forward(x); break;
-        }
-        if (l.kind == LayerKind::conv || l.kind == LayerKind::dense) x = activation_forward(l.activation(), s.pre);
-        saved.push_back(std::move(s));
-    }
-    // x is now the scores, [N, L, 1, 1].
+    Tensor x = forward(net, p, images, n, true, dropout_seed, saved);  // the scores, [N, L, 1, 1]
     r.scores = x.v;
     Tensor d(x.N, x.C, x.H, x.W);  // d_scores, then each layer's d_in in turn
-    r.loss = softmax_cross_entropy(x, labels, d);
+    r.loss = softmax_cross_entropy(x, labels, net.train.label_smoothing, d);
 
     // Backward.
     for (size_t i = net.layers.size(); i-- > 0;) {
@@ -389,6 +503,17 @@ ReferenceResult reference_train_step(const model::Network &net, const std::vecto
         case LayerKind::avgpool: d = avgpool_backward(l, s.in, d); break;
         case LayerKind::dropout: d = dropout_apply(l, int(i), dropout_seed, d); break;
         case LayerKind::globalavgpool: d = global_pool_backward(s.in, d); break;
+        case LayerKind::batchnorm: {
+            d = batchnorm_backward(l, weight(l), s.mean, s.var, s.in, activation_backward(l.activation(), s.pre, d),
+                                   d_weight(l), d_bias(l));
+            // The buffers' places hold the batch's mean and unbiased variance (biased for M = 1).
+            const double M = double(s.in.N * s.in.H * s.in.W);
+            for (int64_t c = 0; c < l.in.channels; c++) {
+                r.grad[size_t(net.params[size_t(l.running_mean)].offset + c)] = s.mean[size_t(c)];
+                r.grad[size_t(net.params[size_t(l.running_var)].offset + c)] = s.var[size_t(c)] * M / std::max(M - 1, 1.0);
+            }
+            break;
+        }
         }
     }
     return r;
@@ -396,29 +521,3 @@ ReferenceResult reference_train_step(const model::Network &net, const std::vecto
 
 }  // namespace kiln::reference
 
-namespace kiln::reference {
-
-std::vector<std::vector<double>> reference_layer_outputs(const model::Network &net, const std::vector<float> &params,
-                                                         const float *images, int n) {
-    const std::vector<double> p(params.begin(), params.end());  // [param_count]
-    auto weight = [&](const Layer &l) { return p.data() + net.params[size_t(l.weight)].offset; };
-    auto bias = [&](const Layer &l) { return p.data() + net.params[size_t(l.bias)].offset; };
-    const model::InputSpec &spec = net.input;
-    Tensor x(n, spec.channels, spec.height, spec.width);  // [N, C, H, W]
-    for (size_t i = 0; i < x.v.size(); i++) x.v[i] = (double(images[i]) - spec.mean) / spec.std;
-    std::vector<std::vector<double>> outputs;
-    for (const Layer &l : net.layers) {
-        switch (l.kind) {
-        case LayerKind::conv: x = activation_forward(l.activation(), conv_forward(l, weight(l), bias(l), x)); break;
-        case LayerKind::dense: x = activation_forward(l.activation(), dense_forward(l, weight(l), bias(l), x)); break;
-        case LayerKind::maxpool: x = maxpool_forward(l, x); break;
-        case LayerKind::avgpool: x = avgpool_forward(l, x); break;
-        case LayerKind::dropout: break;  // the identity in inference
-        case LayerKind::globalavgpool: x = global_pool_forward(x); break;
-        }
-        outputs.push_back(x.v);
-    }
-    return outputs;
-}
-
-}  // namespace kiln::reference

@@ -11,9 +11,10 @@
 namespace kiln::reference {
 
 struct ReferenceResult {
-    double loss = 0;             // mean over the batch of softmax cross-entropy
+    double loss = 0;             // mean over the batch of softmax cross-entropy ([train] label_smoothing)
     std::vector<double> scores;  // n * classes, image-major
-    std::vector<double> grad;    // param_count, the flat layout of net.params
+    std::vector<double> grad;    // param_count, the flat layout of net.params; batchnorm's buffers:
+                                 // the batch's mean and unbiased variance
 };
 
 // images: n * C * H * W floats in [0, 1], (n, c, y, x) row-major; labels: n.
@@ -21,6 +22,11 @@ struct ReferenceResult {
 // draw their masks from `dropout_seed`.
 ReferenceResult reference_train_step(const model::Network &net, const std::vector<float> &params,
                                      const float *images, const int32_t *labels, int n, uint32_t dropout_seed = 0);
+
+// The forward pass as in evaluation (dropout off, batchnorm with its running
+// statistics): n * classes scores, image-major.
+std::vector<double> reference_forward(const model::Network &net, const std::vector<float> &params, const float *images,
+                                      int n);
 
 // Every layer's output in inference (dropout the identity), each [N, C, H, W]
 // row-major: what the kiln_features pipeline lays end to end.

@@ -20,7 +20,9 @@
 //           value) keeps elements that cancel to almost zero from failing.
 //   forward scores against the training step's scores: |a - b| <= 1e-5 * max(1, |s|),
 //           the same computation, possibly scheduled in another summation order
-//           (for networks without dropout: in training, dropout changes the scores).
+//           (for networks without dropout or batchnorm: in training, dropout and
+//           batchnorm's batch statistics change the scores); and against the
+//           reference's evaluation-mode forward pass as the scores above.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -33,6 +35,7 @@
 #include "idx.h"
 #include "init.h"
 #include "reference.h"
+#include "running_stats.h"
 #include "train.h"
 
 namespace {
@@ -57,16 +60,21 @@ const kiln::Dataset &first_images() {
 
 kiln::ImageSet images_for(const Network &net) { return kiln::to_image_set(first_images(), net, "mnist"); }
 
-// initial_params(net, 7), optionally with every bias set to small deterministic
-// values in [-0.05, 0.05] instead of zero.
+// initial_params(net, 7), optionally with every 1-D tensor moved by small
+// deterministic values in [-0.05, 0.05] (biases and batchnorm's running means from
+// 0, its weights from 1), and batchnorm's running variances set in [0.5, 1.5].
 std::vector<float> test_params(const Network &net, bool perturb_biases) {
     std::vector<float> p = kiln::initial_params(net, kSeed);
     if (!perturb_biases) return p;
     for (size_t t = 0; t < net.params.size(); t++) {
         const kiln::model::ParamTensor &tensor = net.params[t];
-        if (tensor.shape.size() != 1) continue;  // biases are the 1-D tensors
-        for (int64_t i = 0; i < tensor.count; i++)
-            p[size_t(tensor.offset + i)] = 0.01f * float((i * 7 + int64_t(t) * 3) % 11) - 0.05f;
+        if (tensor.shape.size() != 1) continue;
+        const bool variance = tensor.name.size() > 12 && tensor.name.substr(tensor.name.size() - 12) == ".running_var";
+        for (int64_t i = 0; i < tensor.count; i++) {
+            const float k = float((i * 7 + int64_t(t) * 3) % 11);
+            float &v = p[size_t(tensor.offset + i)];
+            v = variance ? 0.5f + 0.1f * k : v + 0.01f * k - 0.05f;
+        }
     }
     return p;
 }
@@ -133,7 +141,14 @@ Errors check_against_reference(const CompiledModel &m, const std::vector<float> 
     const bool has_dropout = std::any_of(net.layers.begin(), net.layers.end(), [](const kiln::model::Layer &l) {
         return l.kind == kiln::model::LayerKind::dropout;
     });
-    if (!has_dropout) CHECK(e.forward <= kRoundingTolerance);
+    if (!has_dropout && !kiln::has_batchnorm(net)) CHECK(e.forward <= kRoundingTolerance);
+    const std::vector<double> want_forward = kiln::reference::reference_forward(net, params, images, n);
+    double forward_error = 0;
+    for (size_t i = 0; i < want_forward.size(); i++)
+        forward_error = std::max(forward_error, worst_error(&got.forward[i], &want_forward[i], 1,
+                                                            std::max(1.0, std::abs(want_forward[i]))));
+    INFO("forward pass against the reference's evaluation mode: worst error " << forward_error);
+    CHECK(forward_error <= kScoreTolerance);
 
     for (const kiln::model::ParamTensor &t : net.params) {
         const double *ref = want.grad.data() + t.offset;
@@ -152,7 +167,7 @@ Errors check_against_reference(const CompiledModel &m, const std::vector<float> 
 TEST_CASE("every network is compiled in") {
     std::vector<std::string> names;
     for (const CompiledModel &m : kiln::compiled_models()) names.push_back(m.net().name);
-    for (const char *name : {"lenet5", "vgg-mini", "logistic", "mlp"})
+    for (const char *name : {"lenet5", "vgg-mini", "logistic", "mlp", "bn-small"})
         CHECK(std::find(names.begin(), names.end(), name) != names.end());
 }
 
@@ -181,7 +196,8 @@ TEST_CASE("a batch of one agrees with the first image of a batch of 16") {
         const CompiledResult one = run_compiled(m, params, data.pixels.data(), data.labels.data(), 1);
         const CompiledResult all = run_compiled(m, params, data.pixels.data(), data.labels.data(), kImages);
         for (size_t k = 0; k < one.scores.size(); k++) {
-            CHECK(std::abs(one.scores[k] - all.scores[k]) <= kRoundingTolerance * std::max(1.0f, std::abs(all.scores[k])));
+            if (!kiln::has_batchnorm(m.net()))  // in training, batchnorm's statistics depend on the whole batch
+                CHECK(std::abs(one.scores[k] - all.scores[k]) <= kRoundingTolerance * std::max(1.0f, std::abs(all.scores[k])));
             CHECK(std::abs(one.forward[k] - all.forward[k]) <= kRoundingTolerance * std::max(1.0f, std::abs(all.forward[k])));
         }
         check_against_reference(m, params, data.pixels.data(), data.labels.data(), 1);

@@ -22,12 +22,14 @@ using Halide::Var;
 constexpr int kImages = 3;
 constexpr uint32_t kDropoutSeed = 12345;  // fixed: the same masks in every evaluation of the loss
 
-kiln::model::Network tiny_network(const std::string &layer) {
+// `train`: lines of a [train] table (the loss reads label_smoothing from it).
+kiln::model::Network tiny_network(const std::string &layer, const std::string &train = "") {
     return kiln::model::parse_network(
         "[input]\nwidth = 7\nheight = 6\nchannels = 2\nclasses = 3\nmean = 0.5\nstd = 0.25\n"
         "[[layer]]\ntype = \"conv\"\nfilters = 3\nkernel = 2\npadding = 1\nactivation = \"tanh\"\n"
         "[[layer]]\n" + layer + "\n"
-        "[[layer]]\ntype = \"dense\"\nunits = 3\n",
+        "[[layer]]\ntype = \"dense\"\nunits = 3\n" +
+        (train.empty() ? "" : "[train]\n" + train + "\n"),
         "tiny.toml");
 }
 
@@ -74,18 +76,21 @@ struct TrainStep {
 };
 
 // Halide's autodiff of the same forward definitions, with a plain log-sum-exp loss
-// (its maximum-subtraction is left out: `maximum` over an RDom has no adjoint).
+// (its maximum-subtraction is left out: `maximum` over an RDom has no adjoint)
+// against the label-smoothed target q = (1 - e) onehot + e / K, written out here.
 Buffer<double> halide_autodiff_gradient(const kiln::model::Network &net, Inputs &in) {
     Var i, x, y, c, n, o;
     Func params, images;
     params(i) = in.params(i);
     images(x, y, c, n) = in.images(x, y, c, n);
-    kiln::pipeline::Graph g = kiln::pipeline::build_forward(net, params, images, Halide::Expr(kDropoutSeed));
+    kiln::pipeline::Graph g =
+        kiln::pipeline::build_forward(net, params, images, Halide::Expr(kDropoutSeed), Halide::Expr(kImages));
     Halide::RDom ro(0, int(net.input.classes)), rn(0, kImages);
     Func log_sum;
     log_sum(n) = Halide::log(Halide::sum(Halide::exp(g.scores(ro, n))));
-    Func label_score;  // read through a select: autodiff needs bounded accesses
-    label_score(n) = Halide::sum(Halide::select(ro == in.labels(n), g.scores(ro, n), Halide::cast<double>(0)));
+    const double e = net.train.label_smoothing, spread = e / double(net.input.classes);
+    Func label_score;  // sum_o q(o, n) scores(o, n), through a select: autodiff needs bounded accesses
+    label_score(n) = Halide::sum(Halide::select(ro == in.labels(n), Halide::Expr(1 - e + spread), Halide::Expr(spread)) * g.scores(ro, n));
     Func loss;
     loss() = Halide::cast<double>(0);
     loss() += (log_sum(rn) - label_score(rn)) / kImages;
@@ -94,7 +99,8 @@ Buffer<double> halide_autodiff_gradient(const kiln::model::Network &net, Inputs 
     // into expressions too large to compile.
     std::vector<Func> stages = {g.scores, log_sum, label_score};
     for (const kiln::pipeline::LayerStages &s : g.layers)
-        for (const Func &f : {s.fwd.out, s.fwd.pre, s.fwd.weight, s.fwd.in_padded})
+        for (const Func &f : {s.fwd.out, s.fwd.pre, s.fwd.weight, s.fwd.in_padded, s.fwd.mean, s.fwd.variance,
+                              s.fwd.inv_std, s.fwd.scale, s.fwd.shift})
             if (f.defined()) stages.push_back(f);
     for (Func f : stages) {
         f.compute_root();
@@ -106,9 +112,16 @@ Buffer<double> halide_autodiff_gradient(const kiln::model::Network &net, Inputs 
     return d(in.params).realize({int(net.param_count)});
 }
 
-void check_layer(const std::string &layer) {
-    INFO("layer under test: " << layer);
-    const kiln::model::Network net = tiny_network(layer);
+// Element i of the flat vector belongs to a running statistic (not trained).
+bool is_buffer(const kiln::model::Network &net, int i) {
+    for (const kiln::model::ParamTensor &t : net.params)
+        if (i >= t.offset && i < t.offset + t.count) return t.buffer;
+    return false;
+}
+
+void check_layer(const std::string &layer, const std::string &train = "") {
+    INFO("layer under test: " << layer << "; train: " << train);
+    const kiln::model::Network net = tiny_network(layer, train);
     Inputs in = random_inputs(net, 42);
     TrainStep step(net, in);
     Buffer<double> grad(int(net.param_count));
@@ -118,6 +131,7 @@ void check_layer(const std::string &layer) {
     const double h = 1e-5;
     Buffer<double> scratch(int(net.param_count));
     for (int i = 0; i < net.param_count; i++) {
+        if (is_buffer(net, i)) continue;
         const double saved = in.params(i);
         in.params(i) = saved + h;
         const double up = step.run(scratch);
@@ -131,6 +145,7 @@ void check_layer(const std::string &layer) {
 
     const Buffer<double> oracle = halide_autodiff_gradient(net, in);
     for (int i = 0; i < net.param_count; i++) {
+        if (is_buffer(net, i)) continue;
         INFO("parameter " << i);
         REQUIRE(std::abs(grad(i) - oracle(i)) <= 1e-9 * std::max(1.0, std::abs(oracle(i))));
     }
@@ -163,6 +178,12 @@ TEST_CASE("dense adjoint matches finite differences and Halide's autodiff", "[gr
     check_layer("type = \"dense\"\nunits = 17\nactivation = \"tanh\"");  // more units than a vector
 }
 
+TEST_CASE("the label-smoothed loss's adjoint matches finite differences and Halide's autodiff",
+          "[gradients][loss]") {
+    check_layer("type = \"dense\"\nunits = 4\nactivation = \"tanh\"", "label_smoothing = 0.1");
+    check_layer("type = \"maxpool\"\nsize = 2", "label_smoothing = 0.6");
+}
+
 TEST_CASE("globalavgpool adjoint matches finite differences and Halide's autodiff", "[gradients][globalavgpool]") {
     check_layer("type = \"globalavgpool\"");
 }
@@ -170,6 +191,17 @@ TEST_CASE("globalavgpool adjoint matches finite differences and Halide's autodif
 TEST_CASE("dropout adjoint matches finite differences and Halide's autodiff", "[gradients][dropout]") {
     check_layer("type = \"dropout\"\nrate = 0.5");
     check_layer("type = \"dropout\"\nrate = 0.2");
+}
+
+// In training: batch statistics, so every image's gradient reaches every other's.
+// The buffers' places in the "gradient" hold batch statistics (checked against the
+// reference by test_compiled and test_f64), so they are left out here.
+TEST_CASE("batchnorm adjoint matches finite differences and Halide's autodiff", "[gradients][batchnorm]") {
+    check_layer("type = \"batchnorm\"");
+    check_layer("type = \"batchnorm\"\nactivation = \"relu\"\nepsilon = 0.01");
+    check_layer("type = \"batchnorm\"\nactivation = \"tanh\"\nmomentum = 0.5");
+    // After a dense layer: per unit, over the batch only.
+    check_layer("type = \"dense\"\nunits = 5\n[[layer]]\ntype = \"batchnorm\"\nactivation = \"sigmoid\"");
 }
 
 TEST_CASE("dropout drops about its rate of elements, and none in inference", "[gradients][dropout]") {

@@ -1,6 +1,8 @@
 // Learning-rate schedules at the points that define them.
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include "lr_schedule.h"
 
 namespace {
@@ -46,4 +48,80 @@ TEST_CASE("onecycle warms up from lr/25 to lr, then anneals to lr/250000", "[lr]
     CHECK(kiln::learning_rate_at(s, 1000, kSteps) == Approx(0.1 / 25 / 1e4));
     CHECK(kiln::learning_rate_at(s, 299, kSteps) < kiln::learning_rate_at(s, 300, kSteps));
     CHECK(kiln::learning_rate_at(s, 301, kSteps) < kiln::learning_rate_at(s, 300, kSteps));
+}
+
+// ReduceLROnPlateau(mode="min", factor, patience, threshold=1e-4 rel, min_lr=0),
+// epoch by epoch: each row is the metric seen and the state PyTorch's step(metric)
+// leaves (best, num_bad_epochs, the learning rate for the next epoch).
+TEST_CASE("plateau follows PyTorch's ReduceLROnPlateau step by step", "[lr][plateau]") {
+    auto s = schedule("plateau");
+    s.lr_gamma = 0.5;
+    s.lr_patience = 2;
+    kiln::Plateau p(s);
+    CHECK(p.lr() == 0.1);
+    CHECK(p.best() == std::numeric_limits<double>::infinity());
+    struct Row {
+        double metric, best;
+        int64_t bad;
+        double lr;
+    };
+    const Row rows[] = {
+        {1.0, 1.0, 0, 0.1},            // anything beats the initial +inf
+        {0.9, 0.9, 0, 0.1},            // better
+        {0.89995, 0.9, 1, 0.1},        // better, but by less than 1e-4 of best: a bad epoch
+        {0.95, 0.9, 2, 0.1},           // worse: 2 bad epochs, not more than patience
+        {0.91, 0.9, 0, 0.05},          // 3 > patience: lr x 0.5, the count starts again
+        {0.9, 0.9, 1, 0.05},           // equal is not better
+        {0.8999, 0.8999, 0, 0.05},     // better by just over 1e-4 relative
+        {1.0, 0.8999, 1, 0.05},
+        {1.0, 0.8999, 2, 0.05},
+        {1.0, 0.8999, 0, 0.025},       // reduced again
+    };
+    for (const Row &r : rows) {
+        INFO("metric " << r.metric);
+        p.step(r.metric);
+        CHECK(p.best() == r.best);
+        CHECK(p.bad_epochs() == r.bad);
+        CHECK(p.lr() == Approx(r.lr).epsilon(1e-15));
+    }
+}
+
+TEST_CASE("plateau with patience 0 drops after every epoch without improvement, down to eps", "[lr][plateau]") {
+    auto s = schedule("plateau");
+    s.lr_gamma = 0.1;
+    s.lr_patience = 0;
+    s.learning_rate = 1e-6;
+    kiln::Plateau p(s);
+    p.step(1.0);
+    CHECK(p.lr() == 1e-6);
+    p.step(2.0);
+    CHECK(p.lr() == Approx(1e-7));
+    p.step(2.0);
+    CHECK(p.lr() == Approx(1e-8));
+    p.step(2.0);  // 1e-8 - 1e-9 is below PyTorch's eps of 1e-8: no change
+    CHECK(p.lr() == Approx(1e-8));
+    CHECK(p.bad_epochs() == 0);
+}
+
+TEST_CASE("plateau state round-trips through checkpoint metadata exactly", "[lr][plateau]") {
+    auto s = schedule("plateau");
+    s.lr_gamma = 0.3;
+    s.lr_patience = 1;
+    kiln::Plateau p(s);
+    for (double m : {0.7, 0.6123456789012345, 0.65, 0.66, 0.64}) p.step(m);
+    kiln::Plateau q(s);
+    REQUIRE(q.restore(p.to_metadata()));
+    CHECK(q.lr() == p.lr());
+    CHECK(q.best() == p.best());
+    CHECK(q.bad_epochs() == p.bad_epochs());
+    CHECK(p.lr() != 0.1);  // it did drop
+
+    kiln::Plateau fresh(s);
+    CHECK(q.restore(fresh.to_metadata()));  // best = +inf survives the text too
+    CHECK(q.best() == std::numeric_limits<double>::infinity());
+    auto broken = p.to_metadata();
+    broken["plateau_bad_epochs"] = "1.5";
+    CHECK_FALSE(q.restore(broken));
+    broken.erase("plateau_bad_epochs");
+    CHECK_FALSE(q.restore(broken));
 }

@@ -414,7 +414,8 @@ TEST_CASE("refused: unknown keys, in every table and at the top level", "[model]
 
 TEST_CASE("refused: an unknown layer type", "[model][errors]") {
     expect_error(with_input({"[[layer]]", "type = \"lstm\"", "units = 2"}), 7, 8,
-                 "layer 1: unknown layer type \"lstm\" (expected conv, maxpool, avgpool, dense, dropout, globalavgpool)");
+                 "layer 1: unknown layer type \"lstm\" (expected conv, maxpool, avgpool, dense, dropout, globalavgpool, "
+                 "batchnorm)");
     expect_error(with_input({"[[layer]]", "type = \"Dense\"", "units = 2"}), 7, 8,
                  "unknown layer type \"Dense\"");
 }
@@ -838,8 +839,9 @@ TEST_CASE("learning-rate schedules: step needs its epochs; unknown names refused
     CHECK(net.train.lr_gamma == 0.5);
     expect_error(with_input(last_dense, {"[train]", "lr_schedule = \"step\""}), 10, 15,
                  "lr_schedule = \"step\" needs 'lr_step_epochs'");
-    expect_error(with_input(last_dense, {"[train]", "lr_schedule = \"plateau\""}), 10, 15,
-                 "'lr_schedule' must be \"constant\", \"cosine\", \"step\" or \"onecycle\"");
+    expect_error(with_input(last_dense, {"[train]", "lr_schedule = \"exponential\""}), 10, 15,
+                 "'lr_schedule' must be \"constant\", \"cosine\", \"step\", \"onecycle\" or \"plateau\", got "
+                 "\"exponential\"");
 }
 
 TEST_CASE("globalavgpool gives one value per channel and takes no keys", "[model]") {
@@ -848,4 +850,69 @@ TEST_CASE("globalavgpool gives one value per channel and takes no keys", "[model
     CHECK(net.layers[0].flops == 64);
     expect_error(with_input({"[[layer]]", "type = \"globalavgpool\"", "size = 2"}, last_dense), 8, 1,
                  "unknown key 'size'");
+}
+
+TEST_CASE("label_smoothing: default 0, read from [train], refused outside [0, 1)", "[model]") {
+    CHECK(parse_network(with_input(last_dense), "t.toml").train.label_smoothing == 0);
+    const Network net = parse_network(with_input(last_dense, {"[train]", "label_smoothing = 0.1"}), "t.toml");
+    CHECK(net.train.label_smoothing == 0.1);
+    expect_error(with_input(last_dense, {"[train]", "label_smoothing = 1"}), 10, 19,
+                 "'label_smoothing' must be a number in [0, 1), got 1");
+    expect_error(with_input(last_dense, {"[train]", "label_smoothing = -0.1"}), 10, 19,
+                 "'label_smoothing' must be a number in [0, 1), got -0.1");
+    expect_error(with_input(last_dense, {"[train]", "label_smoothing = \"0.1\""}), 10, 19,
+                 "'label_smoothing' must be a number in [0, 1), got \"0.1\"");
+}
+
+TEST_CASE("plateau: lr_patience defaults to PyTorch's 10, lr_gamma is its factor", "[model]") {
+    const Network plain = parse_network(with_input(last_dense, {"[train]", "lr_schedule = \"plateau\""}), "t.toml");
+    CHECK(plain.train.lr_schedule == "plateau");
+    CHECK(plain.train.lr_patience == 10);
+    CHECK(plain.train.lr_gamma == 0.1);
+    const Network net = parse_network(
+        with_input(last_dense, {"[train]", "lr_schedule = \"plateau\"", "lr_patience = 3", "lr_gamma = 0.5"}), "t.toml");
+    CHECK(net.train.lr_patience == 3);
+    CHECK(net.train.lr_gamma == 0.5);
+    expect_error(with_input(last_dense, {"[train]", "lr_patience = -1"}), 10, 15,
+                 "'lr_patience' must be a non-negative integer, got -1");
+    expect_error(with_input(last_dense, {"[train]", "lr_patience = 2.5"}), 10, 15,
+                 "'lr_patience' must be a non-negative integer, got 2.5");
+}
+
+TEST_CASE("batchnorm: per channel after conv, per unit after dense; four tensors, two of them buffers", "[model]") {
+    const Network net = parse_network(
+        with_input({"[[layer]]", "type = \"conv\"", "filters = 3", "kernel = 3", "[[layer]]", "type = \"batchnorm\"",
+                    "activation = \"relu\"", "[[layer]]", "type = \"dense\"", "units = 4", "[[layer]]",
+                    "type = \"batchnorm\"", "momentum = 0.2", "epsilon = 0.001"},
+                   last_dense),
+        "t.toml");
+    const auto &bn1 = net.layers[1], &bn2 = net.layers[3];
+    CHECK(bn1.name == "batchnorm1");
+    CHECK(bn1.out == bn1.in);
+    CHECK(bn1.out == Shape{3, 6, 6});
+    CHECK(bn1.batchnorm().momentum == 0.1);
+    CHECK(bn1.batchnorm().epsilon == 1e-5);
+    CHECK(bn1.activation() == Activation::relu);
+    CHECK(bn2.out == Shape{4, 1, 1});
+    CHECK(bn2.batchnorm().momentum == 0.2);
+    CHECK(bn2.batchnorm().epsilon == 0.001);
+    CHECK(bn1.flops == 2 * 3 * 6 * 6);
+    const char *roles[] = {"weight", "bias", "running_mean", "running_var"};
+    const int indices[] = {bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var};
+    for (int k = 0; k < 4; k++) {
+        const auto &t = net.params[size_t(indices[k])];
+        CHECK(t.name == std::string("batchnorm1.") + roles[k]);
+        CHECK(t.shape == std::vector<int64_t>{3});
+        CHECK(t.buffer == (k >= 2));
+    }
+    CHECK(net.params[size_t(bn2.running_var)].shape == std::vector<int64_t>{4});
+    CHECK(net.params[size_t(bn1.weight)].offset == 3 * 1 * 3 * 3 + 3);  // right after conv1's weight and bias
+    CHECK_THAT(net.canonical(), Contains("layer batchnorm1 batchnorm momentum=0.1 epsilon=1e-05 activation=relu"));
+
+    expect_error(with_input({"[[layer]]", "type = \"batchnorm\"", "momentum = 1.5"}, last_dense), 8, 12,
+                 "'momentum' must be a number in [0, 1], got 1.5");
+    expect_error(with_input({"[[layer]]", "type = \"batchnorm\"", "epsilon = 0"}, last_dense), 8, 11,
+                 "'epsilon' must be a positive number, got 0");
+    expect_error(with_input({"[[layer]]", "type = \"batchnorm\"", "size = 2"}, last_dense), 8, 1,
+                 "layer 'batchnorm1': unknown key 'size'");
 }

@@ -41,14 +41,14 @@ kiln::TrainResult run(const kiln::CompiledModel &model, kiln::TrainOptions opts,
     return r;
 }
 
-// The run of `opts` interrupted after its first epoch (as a killed process leaves
+// The run of `opts` interrupted after epoch `stop` (as a killed process leaves
 // it: the checkpoint of that epoch) in a folder of its own, then resumed there.
 kiln::TrainResult interrupted_and_resumed(const kiln::CompiledModel &model, const kiln::TrainOptions &opts,
-                                          const Data &data, const std::string &name) {
+                                          const Data &data, const std::string &name, int64_t stop = 1) {
     kiln::TrainOptions first = opts;
     first.out_dir = fresh_dir(name).string();
-    first.after_epoch = [](int64_t epoch) { return epoch < 1; };
-    CHECK(run(model, first, data, 2).epochs == 1);
+    first.after_epoch = [stop](int64_t epoch) { return epoch < stop; };
+    CHECK(run(model, first, data, 2).epochs == stop);
     kiln::TrainOptions rest = opts;
     rest.out_dir = first.out_dir;
     rest.resume = first.out_dir + "/checkpoint.safetensors";
@@ -164,5 +164,65 @@ TEST_CASE("with ema the checkpoint holds the averaged weights it evaluated, and 
     CHECK(kiln::evaluate(model, ck.params, data.test).correct == straight.test.correct);
 
     CHECK(interrupted_and_resumed(model, opts, data, "ema-interrupted").params == straight.params);
+    fs::remove_all(opts.out_dir);
+}
+
+TEST_CASE("the plateau schedule drops the rate on the validation loss, and resumes exactly", "[train][plateau]") {
+    const kiln::CompiledModel model = kiln::find_model("lenet5");
+    const Data data = mnist(model.net(), 1000, 500);
+    kiln::TrainOptions opts;
+    opts.settings = model.net().train;
+    opts.settings.epochs = 3;
+    opts.settings.lr_schedule = "plateau";
+    opts.settings.lr_patience = 0;
+    opts.settings.lr_gamma = 0.5;
+    opts.settings.learning_rate = 0.2;  // high enough that the validation loss goes up as well as down
+    opts.settings.validation = 200;
+    opts.out_dir = fresh_dir("plateau").string();
+    run(model, opts, data, 2);
+    const kiln::Checkpoint third = kiln::load_checkpoint(opts.out_dir + "/checkpoint.safetensors", model.net());
+    INFO(std::ifstream(opts.out_dir + "/metrics.csv").rdbuf());
+    REQUIRE(third.metadata.count("plateau_lr") == 1);
+    // The rate has dropped by the end of epoch 3, so the fourth epoch of a run
+    // resumed there needs the saved state (a fresh one would start at the full rate).
+    REQUIRE(std::stod(third.metadata.at("plateau_lr")) < opts.settings.learning_rate);
+
+    opts.settings.epochs = 4;
+    const kiln::TrainResult straight = run(model, opts, data, 2);
+    CHECK(interrupted_and_resumed(model, opts, data, "plateau-interrupted", 3).params == straight.params);
+
+    opts.settings.validation = 0;
+    CHECK_THROWS_WITH(run(model, opts, data, 2),
+                      Catch::Matchers::StartsWith("lenet5.toml: error: [train] lr_schedule = \"plateau\"") &&
+                          Catch::Matchers::Contains("--validation N"));
+    fs::remove_all(opts.out_dir);
+}
+
+TEST_CASE("batchnorm's running statistics follow the batches, untouched by the optimizer, and resume exactly",
+          "[train][batchnorm]") {
+    const kiln::CompiledModel model = kiln::find_model("bn-small");
+    const kiln::model::Network &net = model.net();
+    const Data data = mnist(net, 1000, 500);
+    kiln::TrainOptions opts;
+    opts.settings = net.train;
+    opts.settings.epochs = 2;
+    opts.settings.weight_decay = 0.01;  // would pull the buffers towards 0 if it reached them
+    opts.out_dir = fresh_dir("batchnorm").string();
+    const kiln::TrainResult straight = run(model, opts, data, 2);
+    CHECK(straight.test.accuracy > 0.5);
+    const kiln::Checkpoint ck = kiln::load_checkpoint(opts.out_dir + "/checkpoint.safetensors", net);
+    const std::vector<float> &momentum = ck.optimizer_state.at("momentum");
+    for (const kiln::model::ParamTensor &t : net.params) {
+        if (!t.buffer) continue;
+        INFO(t.name);
+        bool moved = false;
+        for (int64_t i = t.offset; i < t.offset + t.count; i++) {
+            CHECK(momentum[size_t(i)] == 0.0f);
+            moved = moved || ck.params[size_t(i)] != (t.name.find("running_var") != std::string::npos ? 1.0f : 0.0f);
+            if (t.name.find("running_var") != std::string::npos) CHECK(ck.params[size_t(i)] > 0);
+        }
+        CHECK(moved);
+    }
+    CHECK(interrupted_and_resumed(model, opts, data, "batchnorm-interrupted").params == straight.params);
     fs::remove_all(opts.out_dir);
 }

@@ -30,6 +30,11 @@ struct Forward {
     Func in_padded;  // conv with padding: (x, y, c, n) the input, zero outside it
     Func pre;  // before the activation, (x, y, o, n); undefined for pooling
     Func out;  // the layer's output activation, (x, y, o, n)
+    // batchnorm only, each (c): the mean and biased variance it normalizes with (the
+    // batch's in training, the running ones in evaluation), 1/sqrt(variance + eps),
+    // and the affine map pre = in scale + shift they make with weight and bias.
+    Func mean, variance, inv_std, scale, shift;
+    Func unbiased_variance;  // batchnorm in training: (c) what running_var follows
 };
 
 struct Backward {
@@ -83,18 +88,27 @@ Backward dense_backward(const model::Network &net, const model::Layer &l, const 
 Forward global_pool_forward(const model::Layer &l, const Func &in);
 Backward global_pool_backward(const model::Layer &l, const BackwardArgs &args);
 
+// batchnorm.cpp: `batch` (N) defined: training, with the batch's statistics;
+// undefined: evaluation, with the running statistics.
+Forward batchnorm_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in,
+                          Expr batch);
+Backward batchnorm_backward(const model::Network &net, const model::Layer &l, const Func &params,
+                            const BackwardArgs &args);
+
 // dropout.cpp: `seed` changes every training step; undefined in inference.
 Expr dropout_keep(const model::Layer &l, int layer_index, Expr seed, Expr x, Expr y, Expr c, Expr n);
 Forward dropout_forward(const model::Layer &l, int layer_index, const Func &in, Expr seed);
 Backward dropout_backward(const model::Layer &l, int layer_index, const BackwardArgs &args, Expr seed);
 
-// loss.cpp: softmax cross-entropy, averaged over the batch.
+// loss.cpp: softmax cross-entropy with label smoothing (0: none), averaged over the batch.
 struct Loss {
     Func max_score;  // (n) per-image maximum, for a stable log-sum-exp
     Func log_sum;    // (n) log sum exp of the scores
+    Func target;     // (o, n) the smoothed one-hot target
     Func loss;       // () mean over the batch
     Func d_scores;   // (o, n)
 };
-Loss softmax_cross_entropy(const Func &scores, const Func &labels, int classes, Expr batch, Type t);
+Loss softmax_cross_entropy(const Func &scores, const Func &labels, int classes, Expr batch, Type t,
+                           double label_smoothing);
 
 }  // namespace kiln::layers

@@ -39,6 +39,8 @@ const char *to_string(LayerKind k) {
             return "dropout";
         case LayerKind::globalavgpool:
             return "globalavgpool";
+        case LayerKind::batchnorm:
+            return "batchnorm";
     }
     return "?";
 }
@@ -46,6 +48,7 @@ const char *to_string(LayerKind k) {
 Activation Layer::activation() const {
     if (auto c = std::get_if<ConvSpec>(&spec)) return c->activation;
     if (auto d = std::get_if<DenseSpec>(&spec)) return d->activation;
+    if (auto b = std::get_if<BatchNormSpec>(&spec)) return b->activation;
     return Activation::none;
 }
 
@@ -66,6 +69,9 @@ static std::string spec_text(const Layer &l) {
             return fmt::format("rate={}", l.dropout().rate);
         case LayerKind::globalavgpool:
             return {};
+        case LayerKind::batchnorm:
+            return fmt::format("momentum={} epsilon={} activation={}", l.batchnorm().momentum, l.batchnorm().epsilon,
+                               to_string(l.batchnorm().activation));
     }
     return {};
 }
@@ -121,7 +127,7 @@ std::string layer_table(const Network &net) {
                              {"input", "", shape_text(net.input.shape()), "", ""}};
     for (const Layer &l : net.layers) {
         int64_t params = 0;
-        for (int i : {l.weight, l.bias})
+        for (int i : {l.weight, l.bias, l.running_mean, l.running_var})
             if (i >= 0) params += net.params[i].count;
         rows.push_back(
             {l.name, to_string(l.kind), shape_text(l.out), grouped(params), grouped(l.flops)});

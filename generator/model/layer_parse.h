@@ -110,9 +110,10 @@ Shape output_shape(const TableReader &r, int64_t channels, int64_t height, int64
 
 // What one kind's parser produces; parse.cpp names and places the tensors.
 struct LayerParse {
-    std::variant<ConvSpec, PoolSpec, DenseSpec, DropoutSpec, GlobalPoolSpec> spec;
+    std::variant<ConvSpec, PoolSpec, DenseSpec, DropoutSpec, GlobalPoolSpec, BatchNormSpec> spec;
     Shape out;
     std::optional<ParamTensor> weight, bias;  // name and offset are filled in later
+    std::optional<ParamTensor> running_mean, running_var;  // batchnorm's buffers
     int64_t flops = 0;
 };
 
@@ -127,5 +128,6 @@ LayerParse parse_pool(const TableReader &r, const Shape &in);  // maxpool and av
 LayerParse parse_dropout(const TableReader &r, const Shape &in);
 LayerParse parse_global_pool(const TableReader &r, const Shape &in);
 LayerParse parse_dense(const TableReader &r, const Shape &in);
+LayerParse parse_batchnorm(const TableReader &r, const Shape &in);
 
 }  // namespace kiln::model::detail

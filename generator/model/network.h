@@ -52,26 +52,40 @@ struct GlobalPoolSpec {};  // globalavgpool: the mean of each channel, (C, 1, 1)
 struct DropoutSpec {  // in training, zero each element with probability `rate`, scale the rest by 1/(1 - rate)
     double rate = 0;
 };
+// batchnorm: each channel (a dense layer's unit) normalized over (n, y, x), then
+// scaled by weight and shifted by bias, then an activation. In training with the
+// batch's mean and biased variance; in evaluation with the running statistics,
+// which the runtime updates after each step: running = (1 - momentum) running +
+// momentum batch (the variance unbiased), as PyTorch's BatchNorm2d/1d.
+struct BatchNormSpec {
+    double momentum = 0.1, epsilon = 1e-5;
+    Activation activation = Activation::none;
+};
 
-enum class LayerKind { conv, maxpool, avgpool, dense, dropout, globalavgpool };
+enum class LayerKind { conv, maxpool, avgpool, dense, dropout, globalavgpool, batchnorm };
 const char *to_string(LayerKind k);
 
 // A parameter tensor inside the one flat parameter vector, in PyTorch's layout:
-// conv weight [O, C, K, K], dense weight [O, C*H*W], bias [O].
+// conv weight [O, C, K, K], dense weight [O, C*H*W], bias [O]; batchnorm weight,
+// bias, running_mean and running_var [C]. The running statistics are buffers, not
+// trained: the optimizer leaves them alone, and the training step's "gradient"
+// holds the batch's statistic in their place (see runtime/running_stats.h).
 struct ParamTensor {
-    std::string name;            // "<layer name>.weight" or "<layer name>.bias"
+    std::string name;            // "<layer name>.weight", ".bias", ".running_mean" or ".running_var"
     std::vector<int64_t> shape;  // outermost first, as PyTorch lists it
     int64_t offset = 0;          // first element in the flat vector
     int64_t count = 0;           // product of shape
     int64_t fan_in = 0;          // inputs feeding one output (for initialization)
+    bool buffer = false;         // a running statistic, not a trained parameter
 };
 
 struct Layer {
     LayerKind kind = LayerKind::conv;
     std::string name;  // unique; default: kind + running count (conv1, dense2, ...)
-    std::variant<ConvSpec, PoolSpec, DenseSpec, DropoutSpec, GlobalPoolSpec> spec;
+    std::variant<ConvSpec, PoolSpec, DenseSpec, DropoutSpec, GlobalPoolSpec, BatchNormSpec> spec;
     Shape in, out;
     int weight = -1, bias = -1;  // indices into Network::params, -1 if none
+    int running_mean = -1, running_var = -1;  // batchnorm's buffers in Network::params
     int64_t flops = 0;           // per image, a multiply-add counted as 2
     int line = 0;                // where the [[layer]] table starts in the file
 
@@ -79,6 +93,7 @@ struct Layer {
     const PoolSpec &pool() const { return std::get<PoolSpec>(spec); }
     const DenseSpec &dense() const { return std::get<DenseSpec>(spec); }
     const DropoutSpec &dropout() const { return std::get<DropoutSpec>(spec); }
+    const BatchNormSpec &batchnorm() const { return std::get<BatchNormSpec>(spec); }
     Activation activation() const;  // none for pooling
 };
 
@@ -103,10 +118,11 @@ struct TrainSettings {
     int64_t batch = 64;
     std::string optimizer = "sgd";  // sgd | adam | adamw | rmsprop (runtime/optimizer.h)
     double learning_rate = 0.05;
-    // constant | cosine | step | onecycle (runtime/lr_schedule.h)
+    // constant | cosine | step | onecycle | plateau (runtime/lr_schedule.h)
     std::string lr_schedule = "constant";
     int64_t lr_step_epochs = 0;  // step: epochs between drops
-    double lr_gamma = 0.1;       // step: factor at each drop
+    double lr_gamma = 0.1;       // step and plateau: factor at each drop
+    int64_t lr_patience = 10;    // plateau: epochs without improvement tolerated before a drop
     double lr_warmup = 0.3;      // onecycle: fraction of the run spent warming up
     double momentum = 0.9;      // sgd and rmsprop
     bool nesterov = false;      // sgd
@@ -117,6 +133,9 @@ struct TrainSettings {
     int64_t seed = 1;
     int64_t validation = 0;  // training images held out (the last ones) to validate on
     double ema = 0;          // > 0: evaluate and save a moving average of the weights, this decay per step
+    // PyTorch's CrossEntropyLoss(label_smoothing): the target is (1 - e) onehot + e / classes.
+    // Part of the training pipeline (compiled in), not a runtime setting.
+    double label_smoothing = 0;
     AugmentSettings augment;
 };
 
@@ -125,7 +144,7 @@ struct Network {
     std::string source;  // the file name used in error messages
     InputSpec input;
     std::vector<Layer> layers;
-    std::vector<ParamTensor> params;  // in layer order, weight before bias
+    std::vector<ParamTensor> params;  // in layer order: weight, bias, running_mean, running_var
     int64_t param_count = 0;
     int64_t flops = 0;  // per image, forward pass
     TrainSettings train;

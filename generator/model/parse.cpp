@@ -429,8 +429,8 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     TableReader r(ctx, t ? *t : none, "[train]: ");
     r.allow_only(
         {"epochs", "batch", "optimizer", "learning_rate", "lr_schedule", "lr_step_epochs", "lr_gamma",
-         "lr_warmup", "momentum", "nesterov", "beta1",
-         "beta2", "alpha", "epsilon", "weight_decay", "seed", "validation", "ema"});
+         "lr_warmup", "lr_patience", "momentum", "nesterov", "beta1",
+         "beta2", "alpha", "epsilon", "weight_decay", "seed", "validation", "ema", "label_smoothing"});
     TrainSettings s;
     s.epochs = r.integer("epochs", 1, Limits::max_epochs, s.epochs);
     s.batch = r.integer("batch", 1, Limits::max_batch, s.batch);
@@ -441,14 +441,15 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     s.learning_rate = r.number("learning_rate", s.learning_rate, positive, "a positive number");
     s.lr_schedule = r.string("lr_schedule", s.lr_schedule);
     if (s.lr_schedule != "constant" && s.lr_schedule != "cosine" && s.lr_schedule != "step" &&
-        s.lr_schedule != "onecycle")
-        r.fail_at("lr_schedule",
-                  fmt::format("'lr_schedule' must be \"constant\", \"cosine\", \"step\" or \"onecycle\", got {}",
-                              quote(s.lr_schedule)));
+        s.lr_schedule != "onecycle" && s.lr_schedule != "plateau")
+        r.fail_at("lr_schedule", fmt::format("'lr_schedule' must be \"constant\", \"cosine\", \"step\", \"onecycle\" "
+                                             "or \"plateau\", got {}",
+                                             quote(s.lr_schedule)));
     s.lr_step_epochs = r.integer("lr_step_epochs", 1, Limits::max_epochs, s.lr_schedule == "step" ? 0 : 1);
     if (s.lr_schedule == "step" && !r.find("lr_step_epochs"))
         r.fail_at("lr_schedule", "lr_schedule = \"step\" needs 'lr_step_epochs'");
     s.lr_gamma = r.number("lr_gamma", s.lr_gamma, unit_interval, "a number in [0, 1)");
+    s.lr_patience = r.integer("lr_patience", 0, Limits::max_epochs, s.lr_patience);
     s.lr_warmup = r.number("lr_warmup", s.lr_warmup, unit_interval, "a number in [0, 1)");
     // RMSprop, as PyTorch's, has no momentum unless asked.
     s.momentum = r.number("momentum", s.optimizer == "rmsprop" ? 0.0 : s.momentum, unit_interval,
@@ -466,6 +467,7 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     s.seed = r.integer("seed", 0, std::numeric_limits<int64_t>::max(), s.seed);
     s.validation = r.integer("validation", 0, std::numeric_limits<int32_t>::max(), s.validation);
     s.ema = r.number("ema", s.ema, unit_interval, "a number in [0, 1)");
+    s.label_smoothing = r.number("label_smoothing", s.label_smoothing, unit_interval, "a number in [0, 1)");
     return s;
 }
 
@@ -496,6 +498,7 @@ static const KindEntry kinds[] = {
     {LayerKind::dense, parse_dense},
     {LayerKind::dropout, parse_dropout},
     {LayerKind::globalavgpool, parse_global_pool},
+    {LayerKind::batchnorm, parse_batchnorm},
 };
 
 // State carried from layer to layer.
@@ -563,6 +566,8 @@ static void parse_layer(const Context &ctx, const toml::table &t, int index, Lay
     layer.flops = p.flops;  // each <= 2^54, at most 256 layers: the sum fits
     layer.weight = place(net, r, layer.name, std::move(p.weight), "weight");
     layer.bias = place(net, r, layer.name, std::move(p.bias), "bias");
+    layer.running_mean = place(net, r, layer.name, std::move(p.running_mean), "running_mean");
+    layer.running_var = place(net, r, layer.name, std::move(p.running_var), "running_var");
     net.flops += layer.flops;
     walk.shape = layer.out;
     net.layers.push_back(std::move(layer));
