@@ -85,17 +85,26 @@ void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
                          ctx.batch.defined() && s.layer->flops < kSerialFlops);
 }
 
-// A bias gradient (o) summed over (x, y, n) of d_pre. A single running sum per
-// channel waits on each add; instead the positions (x, y fused, contiguous in
-// memory) are dealt to a vector's lanes, each lane summing its own (rfactor),
-// and the lanes added at the end: channels in parallel.
-void schedule_bias_gradient(Func db, const Context &ctx) {
-    std::vector<RVar> r = db.rvars(0);  // x, y, n
+// A per-channel sum (o) over (x, y, n): a conv layer's bias gradient, batchnorm's
+// statistics and gradients. A single running sum per channel waits on each add;
+// instead the positions (x, y fused, contiguous in memory) are dealt to a
+// vector's lanes, each lane summing its own (rfactor), and the lanes added at the
+// end: channels in parallel. Over a dense layer's units (x = y = 1) the vectors
+// run along the channels instead. Either way each sum adds up in a fixed order,
+// whatever the thread count.
+void schedule_channel_sum(Func sum, const model::Shape &over, const Context &ctx) {
+    std::vector<RVar> r = sum.rvars(0);  // x, y, n
+    const Var o = sum.args()[0];
+    sum.compute_root();
+    if (over.width * over.height < ctx.vector) {
+        Var oo("oo"), oi("oi");
+        sum.vectorize(o, ctx.vector, kGuard);
+        sum.update().split(o, oo, oi, ctx.vector, kGuard).reorder(oi, r[0], r[1], r[2], oo).vectorize(oi).parallel(oo);
+        return;
+    }
     RVar xy("xy"), xyo("xyo"), xyi("xyi");
     Var lane("lane");
-    const Var o = db.args()[0];
-    db.compute_root();
-    Func lanes = db.update().fuse(r[0], r[1], xy).split(xy, xyo, xyi, ctx.vector).rfactor(xyi, lane);  // (o, lane)
+    Func lanes = sum.update().fuse(r[0], r[1], xy).split(xy, xyo, xyi, ctx.vector).rfactor(xyi, lane);  // (o, lane)
     lanes.compute_root().vectorize(lane).parallel(o);
     lanes.update().reorder(lane, xyo, r[2], o).vectorize(lane).parallel(o);
 }
@@ -137,7 +146,7 @@ void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
     const int64_t taps = l.conv().kernel * l.conv().kernel * l.in.channels;
     if (!s.bwd.d_in.defined() && taps < ctx.vector) return conv_first_layer_gradients(s, ctx);
     schedule_spatial(s.bwd.d_pre, ctx);
-    schedule_bias_gradient(s.bwd.d_bias, ctx);
+    schedule_channel_sum(s.bwd.d_bias, s.layer->out, ctx);
 
     // The weight gradient as a matrix product over every output position of every
     // image: per image, its input windows are stored (im2col) with (kx, ky, c)
@@ -175,20 +184,24 @@ void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
     }
 }
 
-// An element-wise stage (x, y, c, n) stored whole: vectors along x, or along c
-// for a dense layer's (1 x 1) activations.
-void schedule_elementwise(Func f, const model::Shape &shape, const Context &ctx) {
-    f.compute_root().vectorize(f.args()[shape.width > 1 ? 0 : 2], ctx.vector).parallel(f.args()[3]);
+// An element-wise stage (x, y, c, n) stored whole, images in parallel, vectors
+// along each image's elements (x, y, c fused, contiguous in memory). Vectors along
+// x alone would run past the end of a row narrower than a vector (7 wide after
+// two poolings) and pad the rows of this stage and of what it reads to a vector's
+// width, turning the next dense layer's contiguous loads into gathers.
+void schedule_elementwise(Func f, const Context &ctx) {
+    Var xy("xy"), i("i");
+    f.compute_root().fuse(f.args()[0], f.args()[1], xy).fuse(xy, f.args()[2], i).vectorize(i, ctx.vector, kGuard).parallel(f.args()[3]);
 }
 
 // Dropout's mask is a hash worth computing once per element: stored in training;
 // in inference the layer is the identity and stays inline.
 void dropout_forward(const pipeline::LayerStages &s, const Context &ctx) {
-    if (ctx.training) schedule_elementwise(s.fwd.out, s.layer->out, ctx);
+    if (ctx.training) schedule_elementwise(s.fwd.out, ctx);
 }
 
 void dropout_backward(const pipeline::LayerStages &s, const Context &ctx) {
-    if (s.bwd.d_in.defined()) schedule_elementwise(s.bwd.d_in, s.layer->in, ctx);
+    if (s.bwd.d_in.defined()) schedule_elementwise(s.bwd.d_in, ctx);
 }
 
 // Global average pooling: per image and channel a sum over the image, channels
@@ -203,28 +216,23 @@ void global_pool_backward(const pipeline::LayerStages &s, const Context &ctx) {
     if (s.bwd.d_in.defined()) schedule_spatial(s.bwd.d_in, ctx);
 }
 
-// Batch normalization: the per-channel statistics (training) and the per-channel
-// affine map stored once, channels in parallel, each channel's sums serial (so
-// that they add up in a fixed order); the normalized output element-wise.
-void per_channel_sum(Func f) {
-    f.compute_root().parallel(f.args()[0]);
-    f.update().parallel(f.args()[0]);
-}
-
+// Batch normalization: the per-channel statistics (training) and gradients are
+// channel sums; the per-channel affine map is stored once, the normalized output
+// and the adjoints are element-wise.
 void batchnorm_forward(const pipeline::LayerStages &s, const Context &ctx) {
     if (ctx.training) {
-        per_channel_sum(s.fwd.mean);
-        per_channel_sum(s.fwd.variance);
+        schedule_channel_sum(s.fwd.mean, s.layer->in, ctx);
+        schedule_channel_sum(s.fwd.variance, s.layer->in, ctx);
     }
-    for (Func f : {s.fwd.inv_std, s.fwd.scale, s.fwd.shift}) f.compute_root();
-    schedule_elementwise(s.fwd.out, s.layer->out, ctx);
+    for (Func f : {s.fwd.inv_std, s.fwd.scale}) f.compute_root();
+    schedule_elementwise(s.fwd.out, ctx);
 }
 
 void batchnorm_backward(const pipeline::LayerStages &s, const Context &ctx) {
-    schedule_elementwise(s.bwd.d_pre, s.layer->out, ctx);
-    per_channel_sum(s.bwd.d_bias);
-    per_channel_sum(s.bwd.d_weight);
-    if (s.bwd.d_in.defined()) schedule_elementwise(s.bwd.d_in, s.layer->in, ctx);
+    schedule_elementwise(s.bwd.d_pre, ctx);
+    schedule_channel_sum(s.bwd.d_bias, s.layer->out, ctx);
+    schedule_channel_sum(s.bwd.d_weight, s.layer->out, ctx);
+    if (s.bwd.d_in.defined()) schedule_elementwise(s.bwd.d_in, ctx);
 }
 
 void pool_forward(const pipeline::LayerStages &s, const Context &ctx) {

@@ -100,7 +100,7 @@ Buffer<double> halide_autodiff_gradient(const kiln::model::Network &net, Inputs 
     std::vector<Func> stages = {g.scores, log_sum, label_score};
     for (const kiln::pipeline::LayerStages &s : g.layers)
         for (const Func &f : {s.fwd.out, s.fwd.pre, s.fwd.weight, s.fwd.in_padded, s.fwd.mean, s.fwd.variance,
-                              s.fwd.inv_std, s.fwd.scale, s.fwd.shift})
+                              s.fwd.inv_std, s.fwd.scale})
             if (f.defined()) stages.push_back(f);
     for (Func f : stages) {
         f.compute_root();

@@ -3,8 +3,12 @@
 //   training:    mean(c) = 1/M sum in;  variance(c) = 1/M sum (in - mean(c))^2   (biased)
 //   evaluation:  mean(c), variance(c) = running_mean[c], running_var[c]
 //   inv_std(c) = 1 / sqrt(variance(c) + eps)
-//   scale(c) = weight[c] inv_std(c);  shift(c) = bias[c] - mean(c) scale(c)
-//   pre(x, y, c, n) = in(x, y, c, n) scale(c) + shift(c);  out = activation(pre)
+//   scale(c) = weight[c] inv_std(c)
+//   pre(x, y, c, n) = (in(x, y, c, n) - mean(c)) scale(c) + bias[c];  out = activation(pre)
+// Centred first, as PyTorch computes it: with one element per channel (a dense
+// layer's batchnorm on a batch of one image) in - mean is exactly 0 and pre exactly
+// the bias, where in scale + (bias - mean scale) would round to either side of a
+// ReLU's kink.
 // Adjoint (training), with xhat = (in - mean(c)) inv_std(c):
 //   d_bias(c) = sum d_pre;  d_weight(c) = sum d_pre xhat
 //   d_in = scale(c) (d_pre - (d_bias(c) + xhat d_weight(c)) / M)
@@ -54,10 +58,8 @@ Forward batchnorm_forward(const model::Network &net, const model::Layer &l, cons
     f.inv_std(v.c) = one(t) / Halide::sqrt(f.variance(v.c) + Halide::cast(t, Expr(spec.epsilon)));
     f.scale = Func(l.name + "_scale");  // (c)
     f.scale(v.c) = param_at(params, w, v.c) * f.inv_std(v.c);
-    f.shift = Func(l.name + "_shift");  // (c)
-    f.shift(v.c) = param_at(params, b, v.c) - f.mean(v.c) * f.scale(v.c);
     f.pre = Func(l.name + "_pre");  // (x, y, c, n)
-    f.pre(v.x, v.y, v.c, v.n) = in(v.x, v.y, v.c, v.n) * f.scale(v.c) + f.shift(v.c);
+    f.pre(v.x, v.y, v.c, v.n) = (in(v.x, v.y, v.c, v.n) - f.mean(v.c)) * f.scale(v.c) + param_at(params, b, v.c);
     f.out = Func(l.name + "_out");  // (x, y, c, n)
     f.out(v.x, v.y, v.c, v.n) = activate(spec.activation, f.pre(v.x, v.y, v.c, v.n));
     return f;

@@ -32,8 +32,8 @@ struct Forward {
     Func out;  // the layer's output activation, (x, y, o, n)
     // batchnorm only, each (c): the mean and biased variance it normalizes with (the
     // batch's in training, the running ones in evaluation), 1/sqrt(variance + eps),
-    // and the affine map pre = in scale + shift they make with weight and bias.
-    Func mean, variance, inv_std, scale, shift;
+    // and scale = weight inv_std: pre = (in - mean) scale + bias.
+    Func mean, variance, inv_std, scale;
     Func unbiased_variance;  // batchnorm in training: (c) what running_var follows
 };
 
