@@ -247,16 +247,38 @@ void pool_backward(const pipeline::LayerStages &s, const Context &ctx) {
 }
 
 
+// Images a dense layer's forward pass computes together: each row of weights
+// loaded serves that many images' accumulators.
+constexpr int kDenseImages = 4;
+
 void dense_forward(const pipeline::LayerStages &s, const Context &ctx) {
     Func out = s.fwd.out, pre = s.fwd.pre, w = s.fwd.weight;
-    Var fo = out.args()[2], fn = out.args()[3];
-    // The weights stored transposed, units innermost, so that units vectorize.
-    w.compute_root().reorder_storage(w.args()[3], w.args()[0], w.args()[1], w.args()[2]);
-    out.compute_root();
+    Var fo = out.args()[2], fn = out.args()[3], no("no"), ni("ni"), po = pre.args()[2], pn = pre.args()[3];
+    Var poo("poo"), poi("poi");
+    // The weights stored transposed, units innermost, so that units vectorize. The
+    // copy runs along a vector of inputs at a time (i = x, y, c fused), unit after
+    // unit: it reads whole cache lines and writes a vector's worth of lines in turn.
+    Var wxy("wxy"), wi("wi"), wio("wio"), wii("wii");
+    w.compute_root()
+        .reorder_storage(w.args()[3], w.args()[0], w.args()[1], w.args()[2])
+        .fuse(w.args()[0], w.args()[1], wxy)
+        .fuse(wxy, w.args()[2], wi)
+        .split(wi, wio, wii, ctx.vector, kGuard)
+        .reorder(wii, w.args()[3], wio)
+        .vectorize(wii)
+        .parallel(wio);
+    out.compute_root().split(fn, no, ni, kDenseImages, kGuard);
     serial_for_one_image(out, fo, s, ctx, kGuard);
-    out.parallel(fn).vectorize(fo, ctx.vector, kGuard);
-    pre.compute_at(out, fn).vectorize(pre.args()[2], ctx.vector, kGuard);
-    pre.update().vectorize(pre.args()[2], ctx.vector, kGuard);
+    out.parallel(no).vectorize(fo, ctx.vector, kGuard);
+    // Each unit's sum runs over the input in order, whatever the blocking: the
+    // same result as one image at a time.
+    std::vector<RVar> r = pre.rvars(0);  // x, y, c of the input
+    pre.compute_at(out, no).vectorize(po, ctx.vector, kGuard);
+    pre.update()
+        .split(po, poo, poi, ctx.vector, kGuard)
+        .reorder(poi, pn, r[0], r[1], r[2], poo)
+        .vectorize(poi)
+        .unroll(pn);
 }
 
 // A dense layer's gradients are matrix products over the flattened input index i
