@@ -46,7 +46,7 @@ std::vector<float> random_images(const model::Network &net, int n) {
 BenchResult bench(const CompiledModel &model, const BenchOptions &opts) {
     const model::Network &net = model.net();
     const int classes = int(net.input.classes);
-    if (opts.threads > 0) halide_set_num_threads(opts.threads);
+    if (opts.threads > 0) set_thread_count(opts.threads);
     std::vector<float> params = initial_params(net, 1);
     std::vector<float> grad(params.size());
     std::unique_ptr<Optimizer> optimizer = make_optimizer(net.train, params.size());

@@ -26,12 +26,21 @@ public:
     const model::Network &net() const { return net_; }
     const CompiledNetwork &entry() const { return entry_; }
 
-    // scores: n * classes, image-major.
+    // scores: n * classes, image-major. Cut into kShards shards (each image's
+    // scores are computed the same way in any batch).
     void forward(const float *params, const float *images, int n, float *scores) const;
     // One training step's loss (mean over the n images), scores and gradient
-    // (param_count floats) at `params`; `seed` draws dropout's masks.
+    // (param_count floats) at `params`; `seed` draws dropout's masks. Where the
+    // images are independent until their gradients are summed (no batchnorm, no
+    // dropout), the batch is cut into kShards shards run on their own threads
+    // (see compiled.cpp); the result does not depend on the thread count.
     float train_step(const float *params, const float *images, const int32_t *labels, int n, float *scores,
                      float *grad, uint32_t seed = 0) const;
+    // Whether train_step cuts its batches into shards.
+    bool sharded() const { return sharded_; }
+    // The compiled training pipeline on all n images at once, never sharded.
+    float train_whole(const float *params, const float *images, const int32_t *labels, int n, float *scores,
+                      float *grad, uint32_t seed = 0) const;
     // Every layer's output in inference: n * model::feature_count(net()) floats,
     // image-major, each image's laid out as model::feature_offset says.
     void features(const float *params, const float *images, int n, float *features) const;
@@ -39,7 +48,17 @@ public:
 private:
     const CompiledNetwork &entry_;
     model::Network net_;
+    bool sharded_ = false;
 };
+
+// Shards a batch is cut into (see train_step and forward): two, on any machine, so
+// that a result is the same whatever the thread count.
+constexpr int kShards = 2;
+
+// The threads kiln's pipelines use (0: the default, every core, or HL_NUM_THREADS):
+// sizes Halide's thread pool and tells train_step whether its shards run at once.
+void set_thread_count(int threads);
+int thread_count();
 
 // Every compiled network, in table order.
 std::vector<CompiledModel> compiled_models();

@@ -173,7 +173,7 @@ public:
         recipe_ = members_.front().model.net().train;
         if (opts_.epochs) recipe_.epochs = *opts_.epochs;
         check_earlier_study();
-        if (opts_.threads > 0) halide_set_num_threads(opts_.threads);
+        if (opts_.threads > 0) set_thread_count(opts_.threads);
         const Dataset train_data = load(true), test_data = load(false);
 
         summary_.runs = int64_t(members_.size()) * seeds_;

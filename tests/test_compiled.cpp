@@ -224,3 +224,45 @@ TEST_CASE("a partial last batch of five images works") {
         }
     }
 }
+
+// Sharding (CompiledModel::train_step) changes only how the batch is summed: the
+// step equals the whole-batch pipeline to float rounding, and the same on one
+// thread as on two, bit for bit.
+TEST_CASE("a sharded training step equals the whole batch's, whatever the thread count") {
+    int sharded_networks = 0;
+    for (const CompiledModel &m : kiln::compiled_models()) {
+        INFO("network " << m.net().name);
+        if (!m.sharded()) continue;
+        sharded_networks++;
+        const kiln::ImageSet data = images_for(m.net());
+        const std::vector<float> params = test_params(m.net(), true);
+        const size_t classes = size_t(m.net().input.classes), count = size_t(m.net().param_count);
+        for (int n : {kImages, 7}) {  // even, and odd (shards of 3 and 4)
+            INFO(n << " images");
+            std::vector<float> whole_scores(size_t(n) * classes), whole_grad(count);
+            const float whole_loss = m.train_whole(params.data(), data.pixels.data(), data.labels.data(), n,
+                                                   whole_scores.data(), whole_grad.data());
+            std::vector<std::vector<float>> grads;
+            for (int threads : {1, 2}) {
+                kiln::set_thread_count(threads);
+                CompiledResult r = run_compiled(m, params, data.pixels.data(), data.labels.data(), n);
+                kiln::set_thread_count(0);
+                CHECK(std::abs(r.loss - whole_loss) <= kRoundingTolerance * std::abs(whole_loss));
+                for (size_t k = 0; k < r.scores.size(); k++)
+                    CHECK(std::abs(r.scores[k] - whole_scores[k]) <=
+                          kRoundingTolerance * std::max(1.0f, std::abs(whole_scores[k])));
+                for (const kiln::model::ParamTensor &t : m.net().params) {
+                    std::vector<double> want(whole_grad.begin() + t.offset, whole_grad.begin() + t.offset + t.count);
+                    double largest = 0;
+                    for (double v : want) largest = std::max(largest, std::abs(v));
+                    INFO("gradient of " << t.name);
+                    CHECK(worst_error(r.grad.data() + t.offset, want.data(), want.size(), std::max(kGradFloor, largest)) <=
+                          kRoundingTolerance);
+                }
+                grads.push_back(r.grad);
+            }
+            CHECK(grads[0] == grads[1]);
+        }
+    }
+    CHECK(sharded_networks > 0);
+}

@@ -33,11 +33,11 @@ fs::path fresh_dir(const std::string &name) {
 }
 
 kiln::TrainResult run(const kiln::CompiledModel &model, kiln::TrainOptions opts, const Data &data, int threads) {
-    halide_set_num_threads(threads);
+    kiln::set_thread_count(threads);
     opts.progress = false;
     std::ostringstream log;
     kiln::TrainResult r = kiln::train(model, opts, data.train, data.test, log);
-    halide_set_num_threads(0);
+    kiln::set_thread_count(0);
     return r;
 }
 
