@@ -204,7 +204,10 @@ TrainResult train(const CompiledModel &model, const TrainOptions &opts, const Im
     if (s.validation >= all_train.count)
         throw std::runtime_error(fmt::format("{}: error: --validation {} leaves no training images (there are {})",
                                              net.name, s.validation, all_train.count));
-    const ImageSet train_set = slice(all_train, 0, all_train.count - s.validation, image_size);
+    // Without a validation split the training images are all_train's (no copy).
+    const ImageSet train_copy = s.validation > 0 ? slice(all_train, 0, all_train.count - s.validation, image_size)
+                                                 : ImageSet{};
+    const ImageSet &train_set = s.validation > 0 ? train_copy : all_train;
     const ImageSet validation_set = slice(all_train, all_train.count - s.validation, s.validation, image_size);
 
     // `trained` are the weights the optimizer moves; result.params those evaluated
