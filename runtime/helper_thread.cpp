@@ -57,6 +57,15 @@ void HelperThread::loop() {
 }
 
 void HelperThread::run_beside(const std::function<void()> &task, const std::function<void()> &mine) {
+    if (busy_.exchange(true)) {  // another caller has the helper: run both here
+        mine();
+        task();
+        return;
+    }
+    struct Release {
+        std::atomic<bool> &busy;
+        ~Release() { busy.store(false); }
+    } release{busy_};
     task_ = &task;
     failure_ = nullptr;
     done_.store(false, std::memory_order_relaxed);

@@ -20,7 +20,7 @@ public:
 
     // Runs `task` on the helper while `mine` runs on the calling thread, and
     // returns when both are done; an exception from either is rethrown here.
-    // One caller at a time.
+    // While another caller has the helper, runs both on the calling thread.
     void run_beside(const std::function<void()> &task, const std::function<void()> &mine);
 
     ~HelperThread();
@@ -33,7 +33,7 @@ private:
     std::condition_variable wake_;
     const std::function<void()> *task_ = nullptr;  // guarded by posted_ / done_
     std::exception_ptr failure_;
-    std::atomic<bool> posted_{false}, done_{false}, stop_{false}, sleeping_{false};
+    std::atomic<bool> busy_{false}, posted_{false}, done_{false}, stop_{false};
     std::thread thread_;
 };
 
