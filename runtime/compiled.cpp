@@ -80,11 +80,7 @@ CompiledModel::CompiledModel(const CompiledNetwork &entry)
     // pays page faults on all of them: keep them in the heap instead.
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
-    // Batchnorm's statistics and dropout's masks (drawn by position in the batch)
-    // tie a batch's images together; other layers see one image at a time.
-    sharded_ = std::none_of(net_.layers.begin(), net_.layers.end(), [](const model::Layer &l) {
-        return l.kind == model::LayerKind::batchnorm || l.kind == model::LayerKind::dropout;
-    });
+    sharded_ = model::images_independent_in_training(net_);
 }
 
 namespace {

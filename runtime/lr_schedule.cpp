@@ -49,7 +49,7 @@ void Plateau::step(double metric) {
         bad_epochs_++;
     }
     if (bad_epochs_ > patience_) {
-        const double reduced = std::max(lr_ * factor_, kMinLr);
+        const double reduced = std::max(lr_ * factor_, min_lr_);
         if (lr_ - reduced > kEps) lr_ = reduced;
         bad_epochs_ = 0;
     }

@@ -34,10 +34,10 @@ double learning_rate_at(const model::TrainSettings &s, int64_t step, int64_t ste
 // from it on resume.
 class Plateau {
 public:
-    static constexpr double kThreshold = 1e-4, kMinLr = 0, kEps = 1e-8;
+    static constexpr double kThreshold = 1e-4, kEps = 1e-8;
 
     explicit Plateau(const model::TrainSettings &s)
-        : factor_(s.lr_gamma), patience_(s.lr_patience), lr_(s.learning_rate) {}
+        : factor_(s.lr_gamma), patience_(s.lr_patience), min_lr_(s.lr_min), lr_(s.learning_rate) {}
 
     double lr() const { return lr_; }
     double best() const { return best_; }
@@ -54,6 +54,7 @@ public:
 private:
     double factor_;
     int64_t patience_;
+    double min_lr_;
     double lr_;
     double best_ = std::numeric_limits<double>::infinity();
     int64_t bad_epochs_ = 0;

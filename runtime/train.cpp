@@ -118,6 +118,7 @@ std::map<std::string, std::string> settings_metadata(const model::TrainSettings 
             {"lr_schedule", s.lr_schedule},
             {"lr_gamma", fmt::format("{}", s.lr_gamma)},
             {"lr_patience", std::to_string(s.lr_patience)},
+            {"lr_min", fmt::format("{}", s.lr_min)},
             {"momentum", fmt::format("{}", s.momentum)},
             {"nesterov", s.nesterov ? "true" : "false"},
             {"beta1", fmt::format("{}", s.beta1)},

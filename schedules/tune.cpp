@@ -13,6 +13,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -34,7 +35,8 @@ constexpr int kInferBatch = 256;
 
 struct Timing {
     double train_s = 0, infer_s = 0;  // fastest seconds per call
-    double per_image(int batch) const { return train_s / batch + infer_s / kInferBatch; }
+    int train_batch = 0, infer_batch = 0;
+    double per_image() const { return train_s / train_batch + infer_s / infer_batch; }
 };
 
 // The fastest of `repeats` calls: a search compares candidates, and the minimum is
@@ -53,14 +55,15 @@ double fastest_seconds(const std::function<void()> &call, int repeats) {
 // Both pipelines of `net` under `settings`, compiled in the JIT and timed.
 class Bench {
 public:
-    Bench(const model::Network &net, int batch, int repeats) : net_(net), batch_(batch), repeats_(repeats) {
+    Bench(const model::Network &net, int batch, int infer_batch, int repeats)
+        : net_(net), batch_(batch), infer_batch_(infer_batch), repeats_(repeats) {
         std::mt19937 gen(1);
         std::uniform_real_distribution<float> uniform(-0.05f, 0.05f);
         params_ = Buffer<float>(int(net.param_count));
         params_.for_each_value([&](float &v) { v = uniform(gen); });
         const model::InputSpec &in = net.input;
         train_images_ = Buffer<float>(int(in.width), int(in.height), int(in.channels), batch);
-        infer_images_ = Buffer<float>(int(in.width), int(in.height), int(in.channels), kInferBatch);
+        infer_images_ = Buffer<float>(int(in.width), int(in.height), int(in.channels), infer_batch);
         train_images_.for_each_value([&](float &v) { v = 0.5f + uniform(gen) * 10; });
         infer_images_.for_each_value([&](float &v) { v = 0.5f + uniform(gen) * 10; });
         labels_ = Buffer<int32_t>(batch);
@@ -70,6 +73,8 @@ public:
     Timing time(const ScheduleSettings &settings) {
         const Halide::Target target = Halide::get_jit_target_from_environment();
         Timing t;
+        t.train_batch = batch_;
+        t.infer_batch = infer_batch_;
         {
             ImageParam p(Halide::Float(32), 1, "params"), x(Halide::Float(32), 4, "images"), y(Halide::Int(32), 1, "labels");
             Halide::Param<uint32_t> seed("seed");
@@ -91,7 +96,7 @@ public:
             schedule_inference(g, target, settings, x.dim(3).extent());
             Halide::Pipeline infer(g.scores);
             infer.compile_jit(target);
-            Buffer<float> scores(int(net_.input.classes), kInferBatch);
+            Buffer<float> scores(int(net_.input.classes), infer_batch_);
             p.set(params_);
             x.set(infer_images_);
             t.infer_s = fastest_seconds([&] { infer.realize(scores); }, repeats_);
@@ -101,7 +106,7 @@ public:
 
 private:
     const model::Network &net_;
-    int batch_, repeats_;
+    int batch_, infer_batch_, repeats_;
     Buffer<float> params_, train_images_, infer_images_;
     Buffer<int32_t> labels_;
 };
@@ -154,15 +159,31 @@ int run(int argc, char **argv) {
     int candidates = 1;
     for (const Knob &k : knobs) candidates += int(k.values.size());
 
-    Bench bench(net, batch, repeats);
-    fmt::print("tuning {} (training batch {}, inference batch {}) on {}\n", net.name, batch, kInferBatch, cpu_name());
+    // Time what each core runs. With two threads kiln cuts every batch in halves,
+    // one per core with serial loops (runtime/compiled.cpp): inference always,
+    // training where the images are independent. Here both pipelines are timed
+    // as one core runs them when the training batch is cut too.
+    const char *env_threads = std::getenv("HL_NUM_THREADS");
+    const int used_threads = threads > 0 ? threads
+                             : env_threads && std::atoi(env_threads) > 0
+                                 ? std::atoi(env_threads)
+                                 : int(std::max(1u, std::thread::hardware_concurrency()));
+    const bool halves = used_threads == 2 && model::images_independent_in_training(net) && batch >= 2;
+    const int train_batch = halves ? batch / 2 : batch, infer_batch = halves ? kInferBatch / 2 : kInferBatch;
+    if (halves) setenv("HL_NUM_THREADS", "1", 1);
+    Bench bench(net, train_batch, infer_batch, repeats);
+    fmt::print("tuning {} (training batch {}, inference batch {}{}) on {}\n", net.name, batch, kInferBatch,
+               halves ? fmt::format("; timed as one of the two cores runs them: halves of {} and {}, one thread",
+                                    train_batch, infer_batch)
+                      : std::string(),
+               cpu_name());
     const Timing before = bench.time(best);
     Timing best_time = before;
     int done = 1;
     auto report = [&](const std::string &what, const Timing &t) {
         fmt::print("[{:2}/{}] {:<24} train {:7.3f} ms  infer {:7.3f} ms  -> {:6.2f} us/image{}\n", done, candidates,
-                   what, t.train_s * 1e3, t.infer_s * 1e3, t.per_image(batch) * 1e6,
-                   t.per_image(batch) < best_time.per_image(batch) ? "  (best so far)" : "");
+                   what, t.train_s * 1e3, t.infer_s * 1e3, t.per_image() * 1e6,
+                   t.per_image() < best_time.per_image() ? "  (best so far)" : "");
         std::fflush(stdout);
     };
     report("current settings", before);
@@ -174,7 +195,7 @@ int run(int argc, char **argv) {
             trial.*k.field = value;
             const Timing t = bench.time(trial);
             report(fmt::format("{} = {}", k.name, value), t);
-            if (t.per_image(batch) < best_time.per_image(batch)) {
+            if (t.per_image() < best_time.per_image()) {
                 best = trial;
                 best_time = t;
             }
@@ -182,9 +203,11 @@ int run(int argc, char **argv) {
     }
 
     const std::string summary = fmt::format(
-        "Tuned by `kiln tune {}` on {} (training batch {}, inference batch {}).\n"
+        "Tuned by `kiln tune {}` on {} (training batch {}, inference batch {}{}).\n"
         "Before: training step {:.3f} ms, inference {:.3f} ms; after: {:.3f} ms, {:.3f} ms.",
-        net.name, cpu_name(), batch, kInferBatch, before.train_s * 1e3, before.infer_s * 1e3, best_time.train_s * 1e3,
+        net.name, cpu_name(), batch, kInferBatch,
+        halves ? fmt::format(", timed on one core for halves of {} and {}", train_batch, infer_batch) : std::string(),
+        before.train_s * 1e3, before.infer_s * 1e3, best_time.train_s * 1e3,
         best_time.infer_s * 1e3);
     const std::string tmp = out_file + ".tmp";
     {
@@ -197,8 +220,9 @@ int run(int argc, char **argv) {
     }
     std::rename(tmp.c_str(), out_file.c_str());
     fmt::print("{}\nwrote {}: rebuild (scripts/build.sh) to use it\n", summary, out_file);
-    fmt::print("training images/s {:.0f} -> {:.0f}; inference images/s {:.0f} -> {:.0f}\n", batch / before.train_s,
-               batch / best_time.train_s, kInferBatch / before.infer_s, kInferBatch / best_time.infer_s);
+    fmt::print("training images/s {:.0f} -> {:.0f}; inference images/s {:.0f} -> {:.0f}{}\n",
+               train_batch / before.train_s, train_batch / best_time.train_s, infer_batch / before.infer_s,
+               infer_batch / best_time.infer_s, halves ? " (one core)" : "");
     return 0;
 }
 

@@ -103,6 +103,22 @@ TEST_CASE("plateau with patience 0 drops after every epoch without improvement, 
     CHECK(p.bad_epochs() == 0);
 }
 
+TEST_CASE("plateau never drops below lr_min", "[lr][plateau]") {
+    auto s = schedule("plateau");
+    s.lr_gamma = 0.5;
+    s.lr_patience = 0;
+    s.learning_rate = 1e-3;
+    s.lr_min = 3e-4;
+    kiln::Plateau p(s);
+    p.step(1.0);
+    p.step(2.0);
+    CHECK(p.lr() == Approx(5e-4));
+    p.step(2.0);  // 2.5e-4 is below the floor
+    CHECK(p.lr() == Approx(3e-4));
+    p.step(2.0);
+    CHECK(p.lr() == Approx(3e-4));
+}
+
 TEST_CASE("plateau state round-trips through checkpoint metadata exactly", "[lr][plateau]") {
     auto s = schedule("plateau");
     s.lr_gamma = 0.3;

@@ -873,6 +873,10 @@ TEST_CASE("plateau: lr_patience defaults to PyTorch's 10, lr_gamma is its factor
         with_input(last_dense, {"[train]", "lr_schedule = \"plateau\"", "lr_patience = 3", "lr_gamma = 0.5"}), "t.toml");
     CHECK(net.train.lr_patience == 3);
     CHECK(net.train.lr_gamma == 0.5);
+    CHECK(plain.train.lr_min == 0);
+    CHECK(parse_network(with_input(last_dense, {"[train]", "lr_min = 1e-5"}), "t.toml").train.lr_min == 1e-5);
+    expect_error(with_input(last_dense, {"[train]", "lr_min = -1e-5"}), 10, 10,
+                 "'lr_min' must be a non-negative number, got -1e-05");
     expect_error(with_input(last_dense, {"[train]", "lr_patience = -1"}), 10, 15,
                  "'lr_patience' must be a non-negative integer, got -1");
     expect_error(with_input(last_dense, {"[train]", "lr_patience = 2.5"}), 10, 15,

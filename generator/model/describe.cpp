@@ -1,8 +1,8 @@
 // Text forms of a Network: enum names, the canonical architecture and its hash
 // (what a checkpoint records), and the layer table `kiln` prints.
-#include <cassert>
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <vector>
 
 #include <fmt/core.h>
@@ -120,6 +120,11 @@ int64_t feature_offset(const Network &net, size_t layer) {
 }
 
 int64_t feature_count(const Network &net) { return feature_offset(net, net.layers.size()); }
+
+bool images_independent_in_training(const Network &net) {
+    return std::none_of(net.layers.begin(), net.layers.end(),
+                        [](const Layer &l) { return l.kind == LayerKind::batchnorm || l.kind == LayerKind::dropout; });
+}
 
 std::string layer_table(const Network &net) {
     using Row = std::array<std::string, 5>;

@@ -123,6 +123,7 @@ struct TrainSettings {
     int64_t lr_step_epochs = 0;  // step: epochs between drops
     double lr_gamma = 0.1;       // step and plateau: factor at each drop
     int64_t lr_patience = 10;    // plateau: epochs without improvement tolerated before a drop
+    double lr_min = 0;           // plateau: the rate never drops below this (PyTorch's min_lr)
     double lr_warmup = 0.3;      // onecycle: fraction of the run spent warming up
     double momentum = 0.9;      // sgd and rmsprop
     bool nesterov = false;      // sgd
@@ -165,6 +166,11 @@ Network load_network(const std::string &path);  // reads the file, then parse_ne
 // feature_offset(net, i); feature_count(net) is the whole vector's length.
 int64_t feature_offset(const Network &net, size_t layer);
 int64_t feature_count(const Network &net);
+
+// Whether a training batch's images meet only where their gradients are summed:
+// no batchnorm (statistics over the batch) and no dropout (masks drawn by
+// position in the batch). Then a batch can be trained in parts.
+bool images_independent_in_training(const Network &net);
 
 // A human-readable layer table: name, type, output shape, parameters, FLOPs.
 std::string layer_table(const Network &net);

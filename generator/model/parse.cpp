@@ -429,7 +429,7 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     TableReader r(ctx, t ? *t : none, "[train]: ");
     r.allow_only(
         {"epochs", "batch", "optimizer", "learning_rate", "lr_schedule", "lr_step_epochs", "lr_gamma",
-         "lr_warmup", "lr_patience", "momentum", "nesterov", "beta1",
+         "lr_warmup", "lr_patience", "lr_min", "momentum", "nesterov", "beta1",
          "beta2", "alpha", "epsilon", "weight_decay", "seed", "validation", "ema", "label_smoothing"});
     TrainSettings s;
     s.epochs = r.integer("epochs", 1, Limits::max_epochs, s.epochs);
@@ -450,6 +450,7 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
         r.fail_at("lr_schedule", "lr_schedule = \"step\" needs 'lr_step_epochs'");
     s.lr_gamma = r.number("lr_gamma", s.lr_gamma, unit_interval, "a number in [0, 1)");
     s.lr_patience = r.integer("lr_patience", 0, Limits::max_epochs, s.lr_patience);
+    s.lr_min = r.number("lr_min", s.lr_min, non_negative, "a non-negative number");
     s.lr_warmup = r.number("lr_warmup", s.lr_warmup, unit_interval, "a number in [0, 1)");
     // RMSprop, as PyTorch's, has no momentum unless asked.
     s.momentum = r.number("momentum", s.optimizer == "rmsprop" ? 0.0 : s.momentum, unit_interval,
