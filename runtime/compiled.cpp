@@ -45,6 +45,13 @@ int serial_do_par_for(void *user_context, halide_task_t task, int min, int size,
     return 0;
 }
 
+// Halide's pool for loops of two or more tasks; a loop of one task (a stage
+// parallel over images, called for one image) runs here, without waking the pool.
+int kiln_do_par_for(void *user_context, halide_task_t task, int min, int size, uint8_t *closure) {
+    if (size <= 1) return serial_do_par_for(user_context, task, min, size, closure);
+    return halide_default_do_par_for(user_context, task, min, size, closure);
+}
+
 // While alive, every Halide parallel loop in the process runs serially: each
 // shard's pipeline keeps its own core instead of sharing the pool (and every
 // stage's data) with the other shard.
@@ -75,6 +82,7 @@ int thread_count() {
 CompiledModel::CompiledModel(const CompiledNetwork &entry)
     : entry_(entry), net_(model::parse_network(entry.toml, entry.file)) {
     halide_set_error_handler(keep_halide_error);
+    halide_set_custom_do_par_for(kiln_do_par_for);
     // The pipelines allocate their stages' buffers (megabytes) on every call. By
     // default glibc maps such blocks fresh and unmaps them on free, so every call
     // pays page faults on all of them: keep them in the heap instead.

@@ -13,9 +13,21 @@ constexpr auto kSpin = std::chrono::milliseconds(5);
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
-#else
-    std::this_thread::yield();
 #endif
+}
+
+// Waits until ready(): a few hundred pauses, then yielding the core between
+// checks. Yielding matters when the two threads share one core (other programs
+// running, or a core the host took away): a thread that only spun would keep the
+// one it waits for off that core until the next scheduler tick (4 ms here: a
+// lenet5 step went from 1.8 ms to 8 ms).
+template <class Ready>
+void spin_until(const Ready &ready) {
+    for (int i = 0; i < 256; i++) {
+        if (ready()) return;
+        cpu_relax();
+    }
+    while (!ready()) std::this_thread::yield();
 }
 
 }  // namespace
@@ -39,8 +51,9 @@ HelperThread::~HelperThread() {
 void HelperThread::loop() {
     for (;;) {
         const auto until = std::chrono::steady_clock::now() + kSpin;
-        while (!posted_.load(std::memory_order_acquire) && !stop_.load() && std::chrono::steady_clock::now() < until)
-            cpu_relax();
+        spin_until([&] {
+            return posted_.load(std::memory_order_acquire) || stop_.load() || std::chrono::steady_clock::now() >= until;
+        });
         if (!posted_.load(std::memory_order_acquire)) {
             std::unique_lock<std::mutex> lock(mutex_);
             wake_.wait(lock, [this] { return posted_.load() || stop_.load(); });
@@ -80,7 +93,7 @@ void HelperThread::run_beside(const std::function<void()> &task, const std::func
     } catch (...) {
         mine_failure = std::current_exception();
     }
-    while (!done_.load(std::memory_order_acquire)) cpu_relax();  // the helper's half takes about as long
+    spin_until([&] { return done_.load(std::memory_order_acquire); });  // the helper's half takes about as long
     if (mine_failure) std::rethrow_exception(mine_failure);
     if (failure_) std::rethrow_exception(failure_);
 }

@@ -261,15 +261,18 @@ void dense_forward(const pipeline::LayerStages &s, const Context &ctx) {
     // The weights stored transposed, units innermost, so that units vectorize. The
     // copy runs along a vector of inputs at a time (i = x, y, c fused), unit after
     // unit: it reads whole cache lines and writes a vector's worth of lines in turn.
+    // For one image a small layer's copy runs serially too.
     Var wxy("wxy"), wi("wi"), wio("wio"), wii("wii");
-    w.compute_root()
-        .reorder_storage(w.args()[3], w.args()[0], w.args()[1], w.args()[2])
-        .fuse(w.args()[0], w.args()[1], wxy)
-        .fuse(wxy, w.args()[2], wi)
-        .split(wi, wio, wii, ctx.vector, kGuard)
-        .reorder(wii, w.args()[3], wio)
-        .vectorize(wii)
-        .parallel(wio);
+    w.compute_root().reorder_storage(w.args()[3], w.args()[0], w.args()[1], w.args()[2]);
+    auto transpose = [&](Halide::Stage st) -> Halide::Stage {
+        return st.fuse(w.args()[0], w.args()[1], wxy)
+            .fuse(wxy, w.args()[2], wi)
+            .split(wi, wio, wii, ctx.vector, kGuard)
+            .reorder(wii, w.args()[3], wio)
+            .vectorize(wii);
+    };
+    if (ctx.batch.defined() && s.layer->flops < kSerialFlops) transpose(w.specialize(ctx.batch == 1));
+    transpose(w).parallel(wio);
     out.compute_root().split(fn, no, ni, kDenseImages, kGuard);
     serial_for_one_image(out, fo, s, ctx, kGuard);
     out.parallel(no).vectorize(fo, ctx.vector, kGuard);
