@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "compiled.h"
+#include "helper_thread.h"
 #include "idx.h"
 #include "init.h"
 #include "reference.h"
@@ -265,4 +266,27 @@ TEST_CASE("a sharded training step equals the whole batch's, whatever the thread
         }
     }
     CHECK(sharded_networks > 0);
+}
+
+// The helper that runs a batch's second half: both parts run, either part's
+// exception reaches the caller, and a call made while the helper is busy (from
+// inside one of its parts) runs both of its parts on the calling thread instead
+// of waiting for itself.
+TEST_CASE("the helper thread runs both parts and reports either one's failure") {
+    kiln::HelperThread &helper = kiln::HelperThread::instance();
+    int mine = 0, theirs = 0;
+    for (int i = 0; i < 1000; i++) helper.run_beside([&] { theirs++; }, [&] { mine++; });
+    CHECK(mine == 1000);
+    CHECK(theirs == 1000);
+
+    CHECK_THROWS_WITH(helper.run_beside([] { throw std::runtime_error("second half failed"); }, [] {}),
+                      "second half failed");
+    CHECK_THROWS_WITH(helper.run_beside([] {}, [] { throw std::runtime_error("first half failed"); }),
+                      "first half failed");
+
+    int inner = 0;
+    helper.run_beside([&] { helper.run_beside([&] { inner++; }, [&] { inner++; }); }, [] {});
+    CHECK(inner == 2);
+    helper.run_beside([&] { theirs++; }, [&] { mine++; });  // still serves after all that
+    CHECK(theirs == 1001);
 }
