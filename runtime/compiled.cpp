@@ -74,9 +74,11 @@ void set_thread_count(int threads) {
 }
 
 int thread_count() {
-    if (requested_threads > 0) return requested_threads;
-    if (const char *env = std::getenv("HL_NUM_THREADS"); env && std::atoi(env) > 0) return std::atoi(env);
-    return int(std::max(1u, std::thread::hardware_concurrency()));
+    static const int fallback = [] {  // read once: train_step asks on every step
+        const char *env = std::getenv("HL_NUM_THREADS");
+        return env && std::atoi(env) > 0 ? std::atoi(env) : int(std::max(1u, std::thread::hardware_concurrency()));
+    }();
+    return requested_threads > 0 ? requested_threads : fallback;
 }
 
 CompiledModel::CompiledModel(const CompiledNetwork &entry)
