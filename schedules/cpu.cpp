@@ -250,41 +250,47 @@ void pool_backward(const pipeline::LayerStages &s, const Context &ctx) {
 }
 
 
-// Images a dense layer's forward pass computes together: each row of weights
-// loaded serves that many images' accumulators.
-constexpr int kDenseImages = 4;
+// A dense layer's forward pass reads its weights where they lie: each unit's
+// weights are contiguous along the flattened input i = (c, y, x), as is each
+// image's input, so vectors run along i (dot products), each lane summing every
+// `lanes`-th term (rfactor), and the lanes are added at the end. A tile of
+// kDenseUnits units x kDenseImages images accumulates in registers: each vector
+// loaded serves several accumulators. No copy of the weights is made, which at
+// one image costs more than the layer itself. The lanes do not depend on the
+// batch, so every image's scores are the same whatever the batch it is in.
+constexpr int kDenseUnits = 4, kDenseImages = 4;
+
+// Lanes of the dot products: the widest of a vector, 8, 4, 2 dividing the inputs.
+int dense_lanes(int64_t inputs, const Context &ctx) {
+    for (int l = ctx.vector; l > 1; l /= 2)
+        if (inputs % l == 0) return l;
+    return 1;
+}
 
 void dense_forward(const pipeline::LayerStages &s, const Context &ctx) {
-    Func out = s.fwd.out, pre = s.fwd.pre, w = s.fwd.weight;
-    Var fo = out.args()[2], fn = out.args()[3], no("no"), ni("ni"), po = pre.args()[2], pn = pre.args()[3];
-    Var poo("poo"), poi("poi");
-    // The weights stored transposed, units innermost, so that units vectorize. The
-    // copy runs along a vector of inputs at a time (i = x, y, c fused), unit after
-    // unit: it reads whole cache lines and writes a vector's worth of lines in turn.
-    // For one image a small layer's copy runs serially too.
-    Var wxy("wxy"), wi("wi"), wio("wio"), wii("wii");
-    w.compute_root().reorder_storage(w.args()[3], w.args()[0], w.args()[1], w.args()[2]);
-    auto transpose = [&](Halide::Stage st) -> Halide::Stage {
-        return st.fuse(w.args()[0], w.args()[1], wxy)
-            .fuse(wxy, w.args()[2], wi)
-            .split(wi, wio, wii, ctx.vector, kGuard)
-            .reorder(wii, w.args()[3], wio)
-            .vectorize(wii);
-    };
-    if (ctx.batch.defined() && s.layer->flops < kSerialFlops) transpose(w.specialize(ctx.batch == 1));
-    transpose(w).parallel(wio);
-    out.compute_root().split(fn, no, ni, kDenseImages, kGuard);
-    serial_for_one_image(out, fo, s, ctx, kGuard);
-    out.parallel(no).vectorize(fo, ctx.vector, kGuard);
-    // Each unit's sum runs over the input in order, whatever the blocking: the
-    // same result as one image at a time.
+    Func out = s.fwd.out, pre = s.fwd.pre;  // (x, y, o, n), x = y = 0
+    Var fo = out.args()[2], fn = out.args()[3], oo("oo"), oi("oi"), no("no"), ni("ni"), tile("tile");
+    const model::Shape &in = s.layer->in;
+    const int lanes = dense_lanes(in.width * in.height * in.channels, ctx);
     std::vector<RVar> r = pre.rvars(0);  // x, y, c of the input
-    pre.compute_at(out, no).vectorize(po, ctx.vector, kGuard);
-    pre.update()
-        .split(po, poo, poi, ctx.vector, kGuard)
-        .reorder(poi, pn, r[0], r[1], r[2], poo)
-        .vectorize(poi)
-        .unroll(pn);
+    RVar rxy("rxy"), ri("ri"), rio("rio"), rii("rii");
+    Var lane("lane");
+    Func partial = pre.update().fuse(r[0], r[1], rxy).fuse(rxy, r[2], ri).split(ri, rio, rii, lanes).rfactor(rii, lane);
+    // partial (x, y, o, n, lane)
+    // An input narrower than a vector is stored with rows padded to a vector's
+    // width; the dot products read a contiguous copy.
+    if (in.width > 1 && in.width < ctx.vector) schedule_elementwise(Func(s.in).in(partial), ctx);
+    out.compute_root()
+        .split(fo, oo, oi, kDenseUnits, kGuard)
+        .split(fn, no, ni, kDenseImages, kGuard)
+        .reorder(out.args()[0], out.args()[1], oi, ni, oo, no)
+        .fuse(oo, no, tile);
+    if (ctx.batch.defined() && s.layer->flops < kSerialFlops) out.specialize(ctx.batch == 1);  // serial
+    out.parallel(tile);
+    pre.compute_at(out, tile);
+    Var px = partial.args()[0], py = partial.args()[1], po = partial.args()[2], pn = partial.args()[3];
+    partial.compute_at(out, tile).reorder_storage(lane, px, py, po, pn).vectorize(lane);
+    partial.update().reorder(lane, po, pn, rio, px, py).vectorize(lane).unroll(po).unroll(pn);
 }
 
 // A dense layer's gradients are matrix products over the flattened input index i
