@@ -112,16 +112,23 @@ void schedule_channel_sum(Func sum, const model::Shape &over, const Context &ctx
     lanes.update().reorder(lane, xyo, r[2], o).vectorize(lane).parallel(o);
 }
 
-// The first layer's gradients when its window has fewer taps (kx, ky, c) than a
-// vector has lanes, as a 3x3 window on one channel (9 taps): vectors of taps
-// would be mostly empty, so vectors run along output channels instead. d_pre is
-// stored channels innermost (nothing reads it by rows: there is no d_in), and at
-// each position every tap's vector of channels accumulates, unrolled.
-void conv_first_layer_gradients(const pipeline::LayerStages &s, const Context &ctx) {
-    Func dp = s.bwd.d_pre, dw = s.bwd.d_weight, db = s.bwd.d_bias;  // (x, y, o, n); (kx, ky, c, o); (o)
-    Var px = dp.args()[0], py = dp.args()[1], po = dp.args()[2], pn = dp.args()[3];
-    dp.compute_root().reorder_storage(po, px, py, pn).reorder(po, px, py, pn).vectorize(po, ctx.vector, kGuard).parallel(pn);
+// A stage (x, y, o, n) stored channels innermost, vectors along the channels.
+void store_channels_innermost(Func f, const Context &ctx) {
+    Var x = f.args()[0], y = f.args()[1], o = f.args()[2], n = f.args()[3];
+    f.reorder_storage(o, x, y, n).reorder(o, x, y, n).vectorize(o, ctx.vector, kGuard);
+}
 
+// A conv weight gradient (kx, ky, c, o) with vectors along the output channels,
+// reading the input in place (no im2col): per image, input channel and block of
+// output channels, every tap's vector of channels accumulates in a register over
+// the image's positions, the taps unrolled, each input value broadcast to them.
+// This reads d_pre (x, y, o, n) channels innermost: a first layer's d_pre is
+// stored so by its caller (nothing else reads it), and its few input channels
+// are unrolled too; otherwise d_pre is stored by rows for d_in, and each image's
+// is copied. The batch is cut into chunks of weight_grad_chunk images summed in
+// parallel (rfactor) and added up in a fixed order.
+void conv_weight_gradient_by_channels(const pipeline::LayerStages &s, const Context &ctx, bool first_layer) {
+    Func dw = s.bwd.d_weight;           // (kx, ky, c, o)
     std::vector<RVar> r = dw.rvars(0);  // x, y, n
     RVar chunk("chunk"), image("image");
     Var u("u"), oo("oo"), oi("oi");
@@ -130,33 +137,42 @@ void conv_first_layer_gradients(const pipeline::LayerStages &s, const Context &c
     Func partial = dw.update().rfactor(chunk, u);  // (kx, ky, c, o, u)
     Var kx = partial.args()[0], ky = partial.args()[1], c = partial.args()[2], o = partial.args()[3];
     partial.compute_root().reorder_storage(o, kx, ky, c, partial.args()[4]).vectorize(o, ctx.vector, kGuard).parallel(u);
-    partial.update()
-        .split(o, oo, oi, ctx.vector, kGuard)
-        .reorder(oi, kx, ky, c, r[0], r[1], image, oo, u)
-        .vectorize(oi)
-        .unroll(kx)
-        .unroll(ky)
-        .unroll(c)
-        .parallel(u);
+    Halide::Stage update = partial.update().split(o, oo, oi, ctx.vector, kGuard);
+    if (first_layer)
+        update.reorder(oi, kx, ky, c, r[0], r[1], oo, image, u).unroll(c);
+    else
+        update.reorder(oi, kx, ky, r[0], r[1], c, oo, image, u);
+    update.vectorize(oi).unroll(kx).unroll(ky).parallel(u);
+    if (!first_layer) {
+        Func copy = Func(s.bwd.d_pre).in(partial);  // (x, y, o, n)
+        copy.compute_at(partial, image);
+        store_channels_innermost(copy, ctx);
+    }
+}
 
+// The first layer's gradients when its window has fewer taps (kx, ky, c) than a
+// vector has lanes, as a 3x3 window on one channel (9 taps): nothing reads d_pre
+// by rows (there is no d_in), so it is stored channels innermost for the weight
+// gradient, and the bias gradient's vectors run along channels too.
+void conv_first_layer_gradients(const pipeline::LayerStages &s, const Context &ctx) {
+    Func dp = s.bwd.d_pre, db = s.bwd.d_bias;  // (x, y, o, n); (o)
+    dp.compute_root();
+    store_channels_innermost(dp, ctx);
+    dp.parallel(dp.args()[3]);
+    conv_weight_gradient_by_channels(s, ctx, true);
+
+    Var oo("oo"), oi("oi");
     std::vector<RVar> rb = db.rvars(0);  // x, y, n
     db.compute_root().vectorize(db.args()[0], ctx.vector, kGuard);
     db.update().split(db.args()[0], oo, oi, ctx.vector, kGuard).reorder(oi, rb[0], rb[1], rb[2], oo).vectorize(oi);
 }
 
-void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
-    const model::Layer &l = *s.layer;
-    const int64_t taps = l.conv().kernel * l.conv().kernel * l.in.channels;
-    if (!s.bwd.d_in.defined() && taps < ctx.vector) return conv_first_layer_gradients(s, ctx);
-    schedule_spatial(s.bwd.d_pre, ctx);
-    schedule_channel_sum(s.bwd.d_bias, s.layer->out, ctx);
-
-    // The weight gradient as a matrix product over every output position of every
-    // image: per image, its input windows are stored (im2col) with (kx, ky, c)
-    // innermost; a tile of (kx, ky, c) vectors x a block of output channels
-    // accumulates in registers over the image's positions. The batch is cut into
-    // chunks of weight_grad_chunk images that run in parallel, each with its own partial sums
-    // (rfactor), added up at the end in a fixed order.
+// The weight gradient as a matrix product over every output position of every
+// image, for output channels that do not fill whole vectors: per image, its input
+// windows are stored (im2col) with (kx, ky, c) innermost; a tile of (kx, ky, c)
+// vectors x a block of output channels accumulates in registers over the image's
+// positions. The batch is cut into chunks as above.
+void conv_weight_gradient_by_taps(const pipeline::LayerStages &s, const Context &ctx) {
     Func dw = s.bwd.d_weight, patches = s.bwd.patches;  // (kx, ky, c, o); (kx, ky, c, x, y, n)
     std::vector<RVar> r = dw.rvars(0);  // x, y, n
     RVar chunk("chunk"), image("image");
@@ -177,6 +193,18 @@ void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
         .unroll(oi)
         .parallel(u);
     patches.compute_at(partial, image).vectorize(patches.args()[0], ctx.vector, TailStrategy::GuardWithIf);
+}
+
+void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
+    const model::Layer &l = *s.layer;
+    const int64_t taps = l.conv().kernel * l.conv().kernel * l.in.channels;
+    if (!s.bwd.d_in.defined() && taps < ctx.vector) return conv_first_layer_gradients(s, ctx);
+    schedule_spatial(s.bwd.d_pre, ctx);
+    schedule_channel_sum(s.bwd.d_bias, s.layer->out, ctx);
+    if (l.out.channels % ctx.vector == 0)
+        conv_weight_gradient_by_channels(s, ctx, false);
+    else
+        conv_weight_gradient_by_taps(s, ctx);
 
     if (s.bwd.d_in.defined()) {
         // As the forward pass, input channels in the place of output channels; a
@@ -250,6 +278,13 @@ void pool_backward(const pipeline::LayerStages &s, const Context &ctx) {
 }
 
 
+// A dense layer's products run along its flattened input i = (c, y, x). An input
+// narrower than a vector was stored with rows padded to a vector's width, which
+// would make those loads gathers: `consumer` reads a contiguous copy instead.
+void read_input_contiguous(const pipeline::LayerStages &s, Func consumer, const Context &ctx) {
+    if (s.layer->in.width > 1 && s.layer->in.width < ctx.vector) schedule_elementwise(Func(s.in).in(consumer), ctx);
+}
+
 // A dense layer's forward pass reads its weights where they lie: each unit's
 // weights are contiguous along the flattened input i = (c, y, x), as is each
 // image's input, so vectors run along i (dot products), each lane summing every
@@ -277,9 +312,7 @@ void dense_forward(const pipeline::LayerStages &s, const Context &ctx) {
     Var lane("lane");
     Func partial = pre.update().fuse(r[0], r[1], rxy).fuse(rxy, r[2], ri).split(ri, rio, rii, lanes).rfactor(rii, lane);
     // partial (x, y, o, n, lane)
-    // An input narrower than a vector is stored with rows padded to a vector's
-    // width; the dot products read a contiguous copy.
-    if (in.width > 1 && in.width < ctx.vector) schedule_elementwise(Func(s.in).in(partial), ctx);
+    read_input_contiguous(s, partial, ctx);
     out.compute_root()
         .split(fo, oo, oi, kDenseUnits, kGuard)
         .split(fn, no, ni, kDenseImages, kGuard)
@@ -323,6 +356,7 @@ void dense_backward(const pipeline::LayerStages &s, const Context &ctx) {
     db.compute_root();
     // d_weight (x, y, c, o) summed over n: blocks of units.
     schedule_dense_product(s.bwd.d_weight, s.bwd.d_weight.args()[3], ctx.settings.dense_block, ctx);
+    read_input_contiguous(s, s.bwd.d_weight, ctx);
     // d_in (x, y, c, n) summed over o: blocks of images.
     if (s.bwd.d_in.defined()) schedule_dense_product(s.bwd.d_in, s.bwd.d_in.args()[3], ctx.settings.dense_block, ctx);
 }
