@@ -54,8 +54,10 @@ int channel_block(int64_t channels, const Context &ctx) {
 // parallel (one image still has work for every core), rows vectorized; its
 // accumulator `acc` one row of the block at a time, the reduction (kx, ky, and the
 // other side's channels) inside, so that the block x one vector of accumulators
-// stays in registers. `serial_single_image`: a call with one image runs serially.
-void schedule_window_rows(Func stored, Func acc, int block, const Context &ctx, bool serial_single_image) {
+// stays in registers; a row of `width` up to conv_row_vectors vectors is done
+// whole, all its vectors at once. `serial_single_image`: a call with one image
+// runs serially.
+void schedule_window_rows(Func stored, Func acc, int block, int64_t width, const Context &ctx, bool serial_single_image) {
     Var sx = stored.args()[0], sy = stored.args()[1], sc = stored.args()[2], sn = stored.args()[3];
     Var co("co"), ci("ci"), cn("cn"), xo("xo"), xi("xi");
     stored.compute_root();
@@ -65,12 +67,12 @@ void schedule_window_rows(Func stored, Func acc, int block, const Context &ctx, 
     Var ax = acc.args()[0], ay = acc.args()[1], ac = acc.args()[2];
     std::vector<RVar> r = acc.rvars(0);  // kx, ky, and channels
     acc.compute_at(stored, sy).vectorize(ax, ctx.vector);
-    acc.update()
-        .split(ax, xo, xi, ctx.vector)
-        .reorder(xi, ac, r[0], r[1], r[2], xo, ay)
-        .vectorize(xi)
-        .unroll(ac)
-        .unroll(r[0]);
+    Halide::Stage update = acc.update().split(ax, xo, xi, ctx.vector);
+    if (width <= ctx.settings.conv_row_vectors * ctx.vector)  // the row's vectors share each weight loaded
+        update.reorder(xi, xo, ac, r[0], r[1], r[2], ay).unroll(xo);
+    else
+        update.reorder(xi, ac, r[0], r[1], r[2], xo, ay);
+    update.vectorize(xi).unroll(ac).unroll(r[0]);
 }
 
 void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
@@ -81,7 +83,7 @@ void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
         serial_for_one_image(padded, padded.args()[0], s, ctx);
         schedule_spatial(padded, ctx);
     }
-    schedule_window_rows(s.fwd.out, s.fwd.pre, channel_block(s.layer->out.channels, ctx), ctx,
+    schedule_window_rows(s.fwd.out, s.fwd.pre, channel_block(s.layer->out.channels, ctx), s.layer->out.width, ctx,
                          ctx.batch.defined() && s.layer->flops < kSerialFlops);
 }
 
@@ -112,6 +114,17 @@ void schedule_channel_sum(Func sum, const model::Shape &over, const Context &ctx
     lanes.update().reorder(lane, xyo, r[2], o).vectorize(lane).parallel(o);
 }
 
+// A conv weight gradient's batch cut into chunks of weight_grad_chunk images:
+// returns the chunks' partial sums (kx, ky, c, o, u), which the gradient adds up
+// in a fixed order, whatever the thread count; `image` runs over a chunk.
+Func chunked_partial_sums(Func dw, const RVar &image, const Var &u, const Context &ctx) {
+    std::vector<RVar> r = dw.rvars(0);  // x, y, n
+    RVar chunk("chunk");
+    dw.compute_root();
+    dw.update().split(r[2], chunk, image, ctx.settings.weight_grad_chunk);
+    return dw.update().rfactor(chunk, u);
+}
+
 // A stage (x, y, o, n) stored channels innermost, vectors along the channels.
 void store_channels_innermost(Func f, const Context &ctx) {
     Var x = f.args()[0], y = f.args()[1], o = f.args()[2], n = f.args()[3];
@@ -125,16 +138,12 @@ void store_channels_innermost(Func f, const Context &ctx) {
 // This reads d_pre (x, y, o, n) channels innermost: a first layer's d_pre is
 // stored so by its caller (nothing else reads it), and its few input channels
 // are unrolled too; otherwise d_pre is stored by rows for d_in, and each image's
-// is copied. The batch is cut into chunks of weight_grad_chunk images summed in
-// parallel (rfactor) and added up in a fixed order.
+// is copied. The chunks of the batch run in parallel.
 void conv_weight_gradient_by_channels(const pipeline::LayerStages &s, const Context &ctx, bool first_layer) {
-    Func dw = s.bwd.d_weight;           // (kx, ky, c, o)
-    std::vector<RVar> r = dw.rvars(0);  // x, y, n
-    RVar chunk("chunk"), image("image");
+    std::vector<RVar> r = s.bwd.d_weight.rvars(0);  // x, y, n
+    RVar image("image");
     Var u("u"), oo("oo"), oi("oi");
-    dw.compute_root();
-    dw.update().split(r[2], chunk, image, ctx.settings.weight_grad_chunk);
-    Func partial = dw.update().rfactor(chunk, u);  // (kx, ky, c, o, u)
+    Func partial = chunked_partial_sums(s.bwd.d_weight, image, u, ctx);  // (kx, ky, c, o, u)
     Var kx = partial.args()[0], ky = partial.args()[1], c = partial.args()[2], o = partial.args()[3];
     partial.compute_root().reorder_storage(o, kx, ky, c, partial.args()[4]).vectorize(o, ctx.vector, kGuard).parallel(u);
     Halide::Stage update = partial.update().split(o, oo, oi, ctx.vector, kGuard);
@@ -168,18 +177,16 @@ void conv_first_layer_gradients(const pipeline::LayerStages &s, const Context &c
 }
 
 // The weight gradient as a matrix product over every output position of every
-// image, for output channels that do not fill whole vectors: per image, its input
+// image, for strided layers whose output channels do not fill vectors: per image, its input
 // windows are stored (im2col) with (kx, ky, c) innermost; a tile of (kx, ky, c)
 // vectors x a block of output channels accumulates in registers over the image's
-// positions. The batch is cut into chunks as above.
+// positions. The chunks of the batch run in parallel.
 void conv_weight_gradient_by_taps(const pipeline::LayerStages &s, const Context &ctx) {
-    Func dw = s.bwd.d_weight, patches = s.bwd.patches;  // (kx, ky, c, o); (kx, ky, c, x, y, n)
-    std::vector<RVar> r = dw.rvars(0);  // x, y, n
-    RVar chunk("chunk"), image("image");
+    Func patches = s.bwd.patches;  // (kx, ky, c, x, y, n)
+    std::vector<RVar> r = s.bwd.d_weight.rvars(0);  // x, y, n
+    RVar image("image");
     Var u("u"), t("t"), t2("t2"), to("to"), ti("ti"), oo("oo"), oi("oi");
-    dw.compute_root();
-    dw.update().split(r[2], chunk, image, ctx.settings.weight_grad_chunk);
-    Func partial = dw.update().rfactor(chunk, u);  // (kx, ky, c, o, u)
+    Func partial = chunked_partial_sums(s.bwd.d_weight, image, u, ctx);  // (kx, ky, c, o, u)
     Var pkx = partial.args()[0], pky = partial.args()[1], pc = partial.args()[2], po = partial.args()[3];
     const int block = channel_block(s.layer->out.channels, ctx);
     partial.compute_root().parallel(u);
@@ -195,6 +202,31 @@ void conv_weight_gradient_by_taps(const pipeline::LayerStages &s, const Context 
     patches.compute_at(partial, image).vectorize(patches.args()[0], ctx.vector, TailStrategy::GuardWithIf);
 }
 
+// A weight gradient with vectors along the output rows, for a layer at stride 1
+// whose output channels do not fill vectors (lenet5's first: 6 channels of
+// 28 x 28, 25 taps): each lane sums every vector-th position of a row
+// (rfactor), and per tap row
+// (ky) the kernel's taps along x times the row's vectors accumulate in
+// registers, each d_pre row loaded serving them all. The lanes are added at the
+// end; the chunks of the batch run in parallel.
+void conv_weight_gradient_by_rows(const pipeline::LayerStages &s, const Context &ctx) {
+    std::vector<RVar> r = s.bwd.d_weight.rvars(0);  // x, y, n
+    RVar image("image"), rxo("rxo"), rxi("rxi");
+    Var u("u"), lane("lane");
+    Func partial = chunked_partial_sums(s.bwd.d_weight, image, u, ctx);  // (kx, ky, c, o, u)
+    Func row_lanes = partial.update().split(r[0], rxo, rxi, ctx.vector, kGuard).rfactor(rxi, lane);
+    // row_lanes (kx, ky, c, o, u, lane)
+    Var kx = partial.args()[0], ky = partial.args()[1], c = partial.args()[2], o = partial.args()[3];
+    partial.compute_root().parallel(u);
+    partial.update().reorder(rxi, kx, ky, c, o, u).parallel(u);
+    row_lanes.compute_at(partial, u).reorder_storage(lane, kx, ky, c, o, u).vectorize(lane);
+    row_lanes.update()
+        .reorder(lane, rxo, kx, r[1], ky, c, o, image)
+        .vectorize(lane)
+        .unroll(rxo)
+        .unroll(kx);
+}
+
 void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
     const model::Layer &l = *s.layer;
     const int64_t taps = l.conv().kernel * l.conv().kernel * l.in.channels;
@@ -203,6 +235,8 @@ void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
     schedule_channel_sum(s.bwd.d_bias, s.layer->out, ctx);
     if (l.out.channels % ctx.vector == 0)
         conv_weight_gradient_by_channels(s, ctx, false);
+    else if (l.conv().stride == 1)
+        conv_weight_gradient_by_rows(s, ctx);
     else
         conv_weight_gradient_by_taps(s, ctx);
 
@@ -211,7 +245,7 @@ void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
         // wrapper stores d_in, which accumulates row by row.
         schedule_spatial(s.bwd.d_pre_padded, ctx);
         Func din = s.bwd.d_in;  // (x, y, c, n) summed over kx, ky, o
-        schedule_window_rows(din.in(), din, channel_block(s.layer->in.channels, ctx), ctx, false);
+        schedule_window_rows(din.in(), din, channel_block(s.layer->in.channels, ctx), s.layer->in.width, ctx, false);
     }
 }
 

@@ -50,6 +50,8 @@ ScheduleSettings load_schedule_settings(const std::string &path) {
             s.vector_lanes = read_int(path, node, k, 0, 64);
         } else if (k == "conv_channel_block") {
             s.conv_channel_block = read_int(path, node, k, 0, 16);
+        } else if (k == "conv_row_vectors") {
+            s.conv_row_vectors = read_int(path, node, k, 1, 4);
         } else if (k == "weight_grad_chunk") {
             s.weight_grad_chunk = read_int(path, node, k, 1, 1024);
         } else if (k == "dense_block") {
@@ -69,6 +71,7 @@ std::string to_toml(const ScheduleSettings &s, const std::string &comment) {
     if (!s.autoscheduler.empty()) out << "autoscheduler = \"" << s.autoscheduler << "\"\n";
     out << "vector_lanes = " << s.vector_lanes << "\n"
         << "conv_channel_block = " << s.conv_channel_block << "\n"
+        << "conv_row_vectors = " << s.conv_row_vectors << "\n"
         << "weight_grad_chunk = " << s.weight_grad_chunk << "\n"
         << "dense_block = " << s.dense_block << "\n";
     return out.str();

@@ -6,6 +6,7 @@
 //   autoscheduler = "Mullapudi2016"  # instead of the hand-written schedule (read by CMake)
 //   vector_lanes = 16                # 0: the target's natural width
 //   conv_channel_block = 4           # channels computed together in conv loops; 0: largest of 4,3,2 dividing
+//   conv_row_vectors = 2             # a conv row up to this many vectors wide is computed whole at once
 //   weight_grad_chunk = 16           # images per parallel chunk of a conv weight-gradient reduction
 //   dense_block = 4                  # units or images unrolled together in dense gradients
 #pragma once
@@ -18,6 +19,7 @@ struct ScheduleSettings {
     std::string autoscheduler;  // "" for the hand-written schedule
     int vector_lanes = 0;
     int conv_channel_block = 0;
+    int conv_row_vectors = 2;
     int weight_grad_chunk = 16;
     int dense_block = 4;
 };

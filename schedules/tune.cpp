@@ -152,6 +152,7 @@ int run(int argc, char **argv) {
 
     const std::vector<Knob> knobs = {
         {"conv_channel_block", &ScheduleSettings::conv_channel_block, {1, 2, 3, 4, 6, 8}},
+        {"conv_row_vectors", &ScheduleSettings::conv_row_vectors, {1, 2, 3}},
         {"weight_grad_chunk", &ScheduleSettings::weight_grad_chunk, {4, 8, 16, 32, 64}},
         {"dense_block", &ScheduleSettings::dense_block, {1, 2, 4, 8}},
         {"vector_lanes", &ScheduleSettings::vector_lanes, {8, 16, 32}},
