@@ -6,12 +6,17 @@ For each network: first a correctness check (a checkpoint from a one-step
 the same test images: accuracy must match and the loss agree within 1e-4),
 then `kiln bench` and the same three measurements in PyTorch: a training step,
 batched inference and batch-1 latency, each the median of timed repetitions
-after warm-up. See bench/README.md.
+after warm-up. Kiln and PyTorch take turns for --rounds rounds, and each
+figure and each ratio is the median over the rounds, so that a change in the
+machine's speed during the run falls on both sides. See bench/README.md.
 
 Usage:
     /usr/bin/python3 bench/compare.py [NETWORK ...] [--threads 2] [--batch 64]
-        [--infer-batch 256] [--repeats 30] [--kiln build/kiln]
+        [--infer-batch 256] [--repeats 30] [--rounds 3] [--kiln build/kiln]
         [--data DIR] [--peak-gflops X] [--json FILE]
+
+--peak-gflops: the machine's peak for "% of peak"; by default bench/peak.c
+measures it (compiled with cc -march=native) before the networks run.
 """
 
 import argparse
@@ -145,6 +150,21 @@ def default_kiln():
     return os.path.join(REPO, "build", "kiln")
 
 
+def measure_peak(threads):
+    """GFLOP/s of bench/peak.c (register-only FMA chains) on `threads` threads, or None without a C compiler."""
+    with tempfile.TemporaryDirectory(prefix="kiln-peak-") as d:
+        exe = os.path.join(d, "peak")
+        try:
+            subprocess.run(["cc", "-O2", "-march=native", "-ffp-contract=fast", os.path.join(REPO, "bench", "peak.c"),
+                            "-o", exe, "-lpthread"], check=True, capture_output=True, text=True)
+            p = subprocess.run([exe, str(threads)], check=True, capture_output=True, text=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            print(f"compare: warning: could not measure the peak ({e}); pass --peak-gflops for % of peak",
+                  file=sys.stderr)
+            return None
+        return float(p.stdout.strip())
+
+
 def machine(threads):
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -156,31 +176,48 @@ def machine(threads):
             "python": platform.python_version()}
 
 
+MEASURES = ("train_images_per_s", "infer_images_per_s", "latency_us_batch1", "train_gflops", "infer_gflops")
+
+
+def speedup(measure, kiln, torch):
+    """Above 1: Kiln is faster (throughput Kiln/PyTorch, latency PyTorch/Kiln)."""
+    return torch / kiln if measure.startswith("latency") else kiln / torch
+
+
+def summarize(network, check, rounds):
+    """The median over the rounds of each side's figures and of each ratio."""
+    kiln = {m: statistics.median(r["kiln"][m] for r in rounds) for m in MEASURES}
+    torch_ = {m: statistics.median(r["torch"][m] for r in rounds) for m in MEASURES}
+    ratios = {m: [speedup(m, r["kiln"][m], r["torch"][m]) for r in rounds] for m in MEASURES}
+    return {"network": network, "check": check, "kiln": kiln, "torch": torch_, "rounds": rounds,
+            "speedup": {m: statistics.median(v) for m, v in ratios.items()},
+            "speedup_min": {m: min(v) for m, v in ratios.items()},
+            "speedup_max": {m: max(v) for m, v in ratios.items()}}
+
+
 def table(results, peak):
     rows = []
+    labels = {"train_images_per_s": ("train images/s", "{:.0f}"), "infer_images_per_s": ("infer images/s", "{:.0f}"),
+              "latency_us_batch1": ("batch-1 latency µs", "{:.1f}"), "train_gflops": ("train GFLOP/s", "{:.2f}"),
+              "infer_gflops": ("infer GFLOP/s", "{:.2f}")}
     for r in results:
         k, t = r["kiln"], r["torch"]
-        flops_train = k["train_gflops"] / k["train_images_per_s"]  # GFLOP per training image, Kiln's count
-        flops_infer = k["infer_gflops"] / k["infer_images_per_s"]
-        for label, kv, tv, ratio, fmt in (
-                ("train images/s", k["train_images_per_s"], t["train_images_per_s"], None, "{:.0f}"),
-                ("infer images/s", k["infer_images_per_s"], t["infer_images_per_s"], None, "{:.0f}"),
-                ("batch-1 latency µs", k["latency_us_batch1"], t["latency_us_batch1"],
-                 t["latency_us_batch1"] / k["latency_us_batch1"], "{:.1f}"),
-                ("train GFLOP/s", k["train_gflops"], t["train_images_per_s"] * flops_train, None, "{:.2f}"),
-                ("infer GFLOP/s", k["infer_gflops"], t["infer_images_per_s"] * flops_infer, None, "{:.2f}")):
-            rows.append([r["network"], label, fmt.format(kv), fmt.format(tv), f"{ratio or kv / tv:.2f}"])
+        for m in MEASURES:
+            label, fmt = labels[m]
+            rows.append([r["network"], label, fmt.format(k[m]), fmt.format(t[m]), f"{r['speedup'][m]:.2f}",
+                         f"{r['speedup_min'][m]:.2f}-{r['speedup_max'][m]:.2f}"])
             if peak and "GFLOP/s" in label:
-                rows.append([r["network"], label.replace("GFLOP/s", "% of peak"), f"{100 * kv / peak:.1f}",
-                             f"{100 * tv / peak:.1f}", ""])
-    head = ["network", "measure", "Kiln", "PyTorch", "speedup"]
+                rows.append([r["network"], label.replace("GFLOP/s", "% of peak"), f"{100 * k[m] / peak:.1f}",
+                             f"{100 * t[m] / peak:.1f}", "", ""])
+    head = ["network", "measure", "Kiln", "PyTorch", "speedup", "rounds"]
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     line = lambda cells: "  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths)))
     print(line(head))
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print(line(row))
-    print("speedup: Kiln/PyTorch for throughput, PyTorch/Kiln for latency: above 1 means Kiln is faster.")
+    print("speedup: Kiln/PyTorch for throughput, PyTorch/Kiln for latency: above 1 means Kiln is faster;")
+    print("figures and speedup are medians over the rounds, `rounds` the lowest and highest round's speedup.")
 
 
 def main():
@@ -191,21 +228,28 @@ def main():
     ap.add_argument("--batch", type=int, default=64, help="images per training step")
     ap.add_argument("--infer-batch", type=int, default=256, help="images per inference call")
     ap.add_argument("--repeats", type=int, default=30, help="timed repetitions (batch-1 latency: 10x)")
+    ap.add_argument("--rounds", type=int, default=3, help="turns of Kiln then PyTorch, per network")
     ap.add_argument("--kiln", default=default_kiln(), help="the kiln binary (default: build/kiln)")
     ap.add_argument("--data", default=os.environ.get("KILN_DATA") or os.path.join(REPO, "data", "mnist"),
                     help="MNIST folder for the correctness check")
-    ap.add_argument("--peak-gflops", type=float, help="the machine's peak GFLOP/s at --threads")
+    ap.add_argument("--peak-gflops", type=float,
+                    help="the machine's peak GFLOP/s at --threads (default: measured by bench/peak.c)")
     ap.add_argument("--json", metavar="FILE", help="write all numbers to FILE")
     args = ap.parse_args()
-    if min(args.threads, args.batch, args.infer_batch, args.repeats) < 1:
-        fail("--threads, --batch, --infer-batch and --repeats must be positive")
+    if min(args.threads, args.batch, args.infer_batch, args.repeats, args.rounds) < 1:
+        fail("--threads, --batch, --infer-batch, --repeats and --rounds must be positive")
     if not os.access(args.kiln, os.X_OK):
         fail(f"{args.kiln}: not an executable (build it: ninja -C build kiln)")
     torch.set_num_threads(args.threads)
 
     info = machine(args.threads)
     print(f"machine: {info['cpu']}, {info['cores']} cores; PyTorch {info['torch']}; {args.threads} threads; "
-          f"batch {args.batch}, inference batch {args.infer_batch}, {args.repeats} repeats")
+          f"batch {args.batch}, inference batch {args.infer_batch}, {args.repeats} repeats, {args.rounds} rounds")
+    if args.peak_gflops is None:
+        args.peak_gflops = measure_peak(args.threads)
+        if args.peak_gflops:
+            print(f"peak: {args.peak_gflops:.1f} GFLOP/s measured (bench/peak.c: FMA chains in vector registers, "
+                  f"{args.threads} threads)")
     results, all_ok = [], True
     for name in args.networks:
         try:
@@ -215,11 +259,19 @@ def main():
         except torch_check.CheckError as e:
             fail(torch_check.one_line(e))
         all_ok = all_ok and ok
-        kiln = run_json([args.kiln, "bench", name, "--threads", str(args.threads), "--batch", str(args.batch),
-                         "--infer-batch", str(args.infer_batch), "--repeats", str(args.repeats), "--json"])
-        print(f"{name}: Kiln self-check: forward and training scores differ by at most "
-              f"{kiln['self_check_max_score_difference']:.1e}")
-        results.append({"network": name, "check": chk, "kiln": kiln, "torch": torch_bench(args, net, path)})
+        rounds = []
+        for i in range(args.rounds):
+            kiln = run_json([args.kiln, "bench", name, "--threads", str(args.threads), "--batch", str(args.batch),
+                             "--infer-batch", str(args.infer_batch), "--repeats", str(args.repeats), "--json"])
+            torch_ = torch_bench(args, net, path)
+            torch_["train_gflops"] = torch_["train_images_per_s"] * kiln["train_gflops"] / kiln["train_images_per_s"]
+            torch_["infer_gflops"] = torch_["infer_images_per_s"] * kiln["infer_gflops"] / kiln["infer_images_per_s"]
+            rounds.append({"kiln": kiln, "torch": torch_})
+            print(f"{name}: round {i + 1}: Kiln self-check: forward and training scores differ by at most "
+                  f"{kiln['self_check_max_score_difference']:.1e}; training speedup "
+                  f"{speedup('train_images_per_s', kiln['train_images_per_s'], torch_['train_images_per_s']):.2f}, "
+                  f"inference {speedup('infer_images_per_s', kiln['infer_images_per_s'], torch_['infer_images_per_s']):.2f}")
+        results.append(summarize(name, chk, rounds))
 
     print()
     table(results, args.peak_gflops)
