@@ -22,6 +22,12 @@ struct ScheduleSettings {
     int conv_row_vectors = 2;
     int weight_grad_chunk = 16;
     int dense_block = 4;
+
+    bool operator==(const ScheduleSettings &o) const {
+        return autoscheduler == o.autoscheduler && vector_lanes == o.vector_lanes &&
+               conv_channel_block == o.conv_channel_block && conv_row_vectors == o.conv_row_vectors &&
+               weight_grad_chunk == o.weight_grad_chunk && dense_block == o.dense_block;
+    }
 };
 
 // Reads a settings file; "" gives the defaults. Throws std::runtime_error with one
