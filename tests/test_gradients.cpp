@@ -54,7 +54,7 @@ Inputs random_inputs(const kiln::model::Network &net, unsigned seed) {
 struct TrainStep {
     Halide::Pipeline pipeline;
     Func loss, grad;
-    TrainStep(const kiln::model::Network &net, Inputs &in) {
+    TrainStep(const kiln::model::Network &net, Inputs &in, const kiln::schedules::ScheduleSettings &settings = {}) {
         Var i, x, y, c, n;
         Func params, images, labels;
         params(i) = in.params(i);
@@ -62,7 +62,7 @@ struct TrainStep {
         labels(n) = in.labels(n);
         kiln::pipeline::Graph g =
             kiln::pipeline::build_training(net, params, images, labels, kImages, Halide::Expr(kDropoutSeed));
-        kiln::schedules::schedule_training(g, Halide::get_jit_target_from_environment());
+        kiln::schedules::schedule_training(g, Halide::get_jit_target_from_environment(), settings);
         loss = g.loss.loss;
         grad = g.grad;
         pipeline = Halide::Pipeline({loss, grad});
@@ -159,6 +159,11 @@ TEST_CASE("conv adjoint matches finite differences and Halide's autodiff", "[gra
     check_layer("type = \"conv\"\nfilters = 3\nkernel = 2\nstride = 2\npadding = 1\nactivation = \"sigmoid\"");
     check_layer("type = \"conv\"\nfilters = 1\nkernel = 1");
     check_layer("type = \"conv\"\nfilters = 5\nkernel = 5\npadding = \"same\"\nactivation = \"relu\"");
+    // Channels filling whole float64 vectors (8 lanes), one and two of them: the
+    // weight gradient's schedule with vectors along channels. The cases above
+    // cover its other two (rows at stride 1, im2col at stride 2).
+    check_layer("type = \"conv\"\nfilters = 8\nkernel = 3\npadding = 1\nactivation = \"relu\"");
+    check_layer("type = \"conv\"\nfilters = 16\nkernel = 2\nactivation = \"tanh\"");
 }
 
 TEST_CASE("maxpool adjoint matches finite differences and Halide's autodiff", "[gradients][maxpool]") {
@@ -242,4 +247,31 @@ TEST_CASE("maxpool sends a tied window's gradient to its first maximum only", "[
             INFO("x " << xx << " y " << yy);
             REQUIRE(d_in(xx, yy, 0, 0) == (first_of_window ? 1.0 : 0.0));
         }
+}
+
+TEST_CASE("schedule settings change the speed of a training step, not its result", "[gradients][schedules]") {
+    // A conv whose channels fill vectors, pooling and dense layers after the tiny
+    // network's first conv: every setting reaches some stage.
+    const kiln::model::Network net = tiny_network("type = \"conv\"\nfilters = 8\nkernel = 3\npadding = 1\nactivation = \"relu\"");
+    Inputs in = random_inputs(net, 7);
+    Buffer<double> expected(int(net.param_count)), grad(int(net.param_count));
+    const double expected_loss = TrainStep(net, in).run(expected);
+    kiln::schedules::ScheduleSettings variants[5];
+    variants[0].conv_row_vectors = 1;
+    variants[1].conv_channel_block = 1;
+    variants[2].conv_channel_block = 8;
+    variants[3].weight_grad_chunk = 1;
+    variants[4].dense_block = 1;
+    variants[4].vector_lanes = 4;
+    for (const kiln::schedules::ScheduleSettings &settings : variants) {
+        INFO("conv_row_vectors " << settings.conv_row_vectors << ", conv_channel_block " << settings.conv_channel_block
+                                 << ", weight_grad_chunk " << settings.weight_grad_chunk << ", dense_block "
+                                 << settings.dense_block << ", vector_lanes " << settings.vector_lanes);
+        const double loss = TrainStep(net, in, settings).run(grad);
+        REQUIRE(std::abs(loss - expected_loss) <= 1e-12 * std::abs(expected_loss));
+        for (int i = 0; i < net.param_count; i++) {
+            INFO("parameter " << i);
+            REQUIRE(std::abs(grad(i) - expected(i)) <= 1e-12 * std::max(1.0, std::abs(expected(i))));
+        }
+    }
 }
