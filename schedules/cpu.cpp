@@ -177,10 +177,10 @@ void conv_first_layer_gradients(const pipeline::LayerStages &s, const Context &c
 }
 
 // The weight gradient as a matrix product over every output position of every
-// image, for strided layers whose output channels do not fill vectors: per image, its input
-// windows are stored (im2col) with (kx, ky, c) innermost; a tile of (kx, ky, c)
-// vectors x a block of output channels accumulates in registers over the image's
-// positions. The chunks of the batch run in parallel.
+// image, for strided layers whose output channels do not fill vectors: per
+// image, its input windows are stored (im2col) with (kx, ky, c) innermost; a
+// tile of (kx, ky, c) vectors x a block of output channels accumulates in
+// registers over the image's positions. The chunks of the batch run in parallel.
 void conv_weight_gradient_by_taps(const pipeline::LayerStages &s, const Context &ctx) {
     Func patches = s.bwd.patches;  // (kx, ky, c, x, y, n)
     std::vector<RVar> r = s.bwd.d_weight.rvars(0);  // x, y, n
@@ -204,11 +204,10 @@ void conv_weight_gradient_by_taps(const pipeline::LayerStages &s, const Context 
 
 // A weight gradient with vectors along the output rows, for a layer at stride 1
 // whose output channels do not fill vectors (lenet5's first: 6 channels of
-// 28 x 28, 25 taps): each lane sums every vector-th position of a row
-// (rfactor), and per tap row
-// (ky) the kernel's taps along x times the row's vectors accumulate in
-// registers, each d_pre row loaded serving them all. The lanes are added at the
-// end; the chunks of the batch run in parallel.
+// 28 x 28, 25 taps): each lane sums every vector-th position of a row (rfactor),
+// and for each tap row (ky) the kernel's taps along x times the row's vectors
+// accumulate in registers, each d_pre row loaded serving them all. The lanes
+// are added at the end; the chunks of the batch run in parallel.
 void conv_weight_gradient_by_rows(const pipeline::LayerStages &s, const Context &ctx) {
     std::vector<RVar> r = s.bwd.d_weight.rvars(0);  // x, y, n
     RVar image("image"), rxo("rxo"), rxi("rxi");
