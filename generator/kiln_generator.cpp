@@ -1,6 +1,6 @@
 // The Halide generators: a thin shim from a network file to two pipelines.
 //   kiln_forward: params, images -> scores            (inference)
-//   kiln_train:   params, images, labels, seed -> loss, scores, grad  (one training step's gradients)
+//   kiln_train:   params, images, labels, seed, first_image -> loss, scores, grad  (one training step's gradients)
 //   kiln_features: params, images -> every layer's output, laid end to end (inspection, linear probes)
 // with float64 variants (kiln_forward_f64, kiln_train_f64) for precise gradient checks.
 // Generator parameters: `network` names the TOML file; `schedule` optionally names
@@ -84,6 +84,7 @@ public:
     GeneratorInput<Buffer<T, 4>> images{"images"};         // (x, y, c, n)
     GeneratorInput<Buffer<int32_t, 1>> labels{"labels"};   // (n)
     GeneratorInput<uint32_t> seed{"seed"};                 // dropout's masks, new every step
+    GeneratorInput<int32_t> first_image{"first_image"};    // image 0's index in the whole batch (shards)
     GeneratorOutput<Buffer<T, 0>> loss{"loss"};            // () mean over the batch
     GeneratorOutput<Buffer<T, 2>> scores{"scores"};        // (o, n)
     GeneratorOutput<Buffer<T, 1>> grad{"grad"};            // (i) d loss / d params
@@ -91,7 +92,7 @@ public:
     void generate() {
         const model::Network net = load_or_exit(network);
         Expr batch = images.dim(3).extent();
-        pipeline::Graph g = pipeline::build_training(net, params, images, labels, batch, seed);
+        pipeline::Graph g = pipeline::build_training(net, params, images, labels, {batch, seed, first_image});
         loss = g.loss.loss;
         scores = g.scores;
         grad = g.grad;

@@ -11,10 +11,10 @@ using model::LayerKind;
 int index_of(const model::Network &net, const model::Layer &l) { return int(&l - net.layers.data()); }
 
 layers::Forward layer_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in,
-                              Expr dropout_seed, Expr batch) {
+                              const Training &t) {
     switch (l.kind) {
-    case LayerKind::batchnorm: return layers::batchnorm_forward(net, l, params, in, batch);
-    case LayerKind::dropout: return layers::dropout_forward(l, index_of(net, l), in, dropout_seed);
+    case LayerKind::batchnorm: return layers::batchnorm_forward(net, l, params, in, t.batch);
+    case LayerKind::dropout: return layers::dropout_forward(l, index_of(net, l), in, t.dropout_seed, t.first_image);
     case LayerKind::globalavgpool: return layers::global_pool_forward(l, in);
     case LayerKind::conv: return layers::conv_forward(net, l, params, in);
     case LayerKind::maxpool:
@@ -25,10 +25,10 @@ layers::Forward layer_forward(const model::Network &net, const model::Layer &l, 
 }
 
 layers::Backward layer_backward(const model::Network &net, const model::Layer &l, const Func &params,
-                                const layers::BackwardArgs &args, Expr dropout_seed) {
+                                const layers::BackwardArgs &args, const Training &t) {
     switch (l.kind) {
     case LayerKind::batchnorm: return layers::batchnorm_backward(net, l, params, args);
-    case LayerKind::dropout: return layers::dropout_backward(l, index_of(net, l), args, dropout_seed);
+    case LayerKind::dropout: return layers::dropout_backward(l, index_of(net, l), args, t.dropout_seed, t.first_image);
     case LayerKind::globalavgpool: return layers::global_pool_backward(l, args);
     case LayerKind::conv: return layers::conv_backward(net, l, params, args);
     case LayerKind::maxpool:
@@ -63,14 +63,12 @@ void scatter_bias(Func &grad, const model::ParamTensor &t, const Func &d_bias) {
 }  // namespace
 
 Graph build_inference(const model::Network &net, const Func &params, const Func &images) {
-    return build_forward(net, params, images, Expr(), Expr());
+    return build_forward(net, params, images, Training{});
 }
 
-Graph build_forward(const model::Network &net, const Func &params, const Func &images, Expr dropout_seed,
-                    Expr batch) {
+Graph build_forward(const model::Network &net, const Func &params, const Func &images, const Training &training) {
     layers::Vars v;
     Graph g;
-    g.training = dropout_seed.defined();
     const model::InputSpec &in = net.input;
     Halide::Type t = params.output_types()[0];
     Func normalized("normalized");  // (x, y, c, n)
@@ -83,7 +81,7 @@ Graph build_forward(const model::Network &net, const Func &params, const Func &i
         LayerStages s;
         s.layer = &l;
         s.in = x;
-        s.fwd = layer_forward(net, l, params, x, dropout_seed, batch);
+        s.fwd = layer_forward(net, l, params, x, training);
         x = s.fwd.out;
         g.layers.push_back(s);
     }
@@ -94,10 +92,11 @@ Graph build_forward(const model::Network &net, const Func &params, const Func &i
 }
 
 Graph build_training(const model::Network &net, const Func &params, const Func &images, const Func &labels,
-                     Expr batch, Expr dropout_seed) {
+                     const Training &training) {
     layers::Vars v;
     Var o("o");
-    Graph g = build_forward(net, params, images, dropout_seed, batch);
+    const Expr batch = training.batch;
+    Graph g = build_forward(net, params, images, training);
     Halide::Type t = params.output_types()[0];
     g.loss = layers::softmax_cross_entropy(g.scores, labels, int(net.input.classes), batch, t,
                                           net.train.label_smoothing);
@@ -106,8 +105,7 @@ Graph build_training(const model::Network &net, const Func &params, const Func &
     d_out(v.x, v.y, o, v.n) = g.loss.d_scores(o, v.n);
     for (size_t i = g.layers.size(); i-- > 0;) {
         LayerStages &s = g.layers[i];
-        s.d_out = d_out;
-        s.bwd = layer_backward(net, *s.layer, params, {s.in, s.fwd, d_out, batch, i > 0}, dropout_seed);
+        s.bwd = layer_backward(net, *s.layer, params, {s.in, s.fwd, d_out, batch, i > 0}, training);
         d_out = s.bwd.d_in;
     }
 

@@ -24,12 +24,10 @@ struct LayerStages {
     const model::Layer *layer = nullptr;
     Func in;                  // (x, y, c, n) the layer's input activation
     layers::Forward fwd;
-    Func d_out;               // (x, y, o, n) training only
     layers::Backward bwd;     // training only
 };
 
 struct Graph {
-    bool training = false;
     Func input;   // (x, y, c, n) normalized images, zero outside the image
     std::vector<LayerStages> layers;
     Func scores;  // (o, n) the last layer's class scores
@@ -37,13 +35,16 @@ struct Graph {
     Func grad;    // (i) flat gradient, Network::params layout (batch statistics for buffers); training only
 };
 
-// The forward pass; `dropout_seed` defined: dropout active; `batch` (N) defined:
-// batchnorm normalizes with the batch's statistics, as in training.
-Graph build_forward(const model::Network &net, const Func &params, const Func &images, Expr dropout_seed,
-                    Expr batch);
+// What a training step adds to the forward pass; all undefined in inference.
+struct Training {
+    Expr batch;         // N: batchnorm normalizes with the batch's statistics
+    Expr dropout_seed;  // a new value every step: dropout active (unused by networks without dropout)
+    Expr first_image;   // the index of image n = 0 in the whole batch, when a batch is cut into shards
+};
+
+Graph build_forward(const model::Network &net, const Func &params, const Func &images, const Training &training);
 Graph build_inference(const model::Network &net, const Func &params, const Func &images);
-// `dropout_seed`: a new value every step (unused by networks without dropout).
 Graph build_training(const model::Network &net, const Func &params, const Func &images, const Func &labels,
-                     Expr batch, Expr dropout_seed);
+                     const Training &training);
 
 }  // namespace kiln::pipeline

@@ -90,79 +90,124 @@ CompiledModel::CompiledModel(const CompiledNetwork &entry)
     // pays page faults on all of them: keep them in the heap instead.
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
-    sharded_ = model::images_independent_in_training(net_);
+    set_shards(int(net_.train.shards));
+}
+
+void CompiledModel::set_shards(int shards) {
+    if (shards < 1) throw UsageError(net_.name + ": error: the shard count must be at least 1");
+    shards_ = shards;
 }
 
 namespace {
 
-// Runs part(0, n / 2) on the first half of n images and part(n / 2, n - n / 2) on
-// the second: side by side when there are threads for both (each half's Halide
-// loops serial if there are no more threads than halves), else one after the
-// other on the calling thread.
+// Runs part(begin, count) on each of `shards` shards of n images (shard_begin),
+// `threads` of them at once. When every thread runs a shard, each shard's Halide
+// loops run serially: a shard keeps its own core instead of sharing the pool (and
+// every stage's data) with the others. With more threads than shards, the shards
+// share Halide's pool.
 template <class Part>
-void run_halves(int n, const Part &part) {
-    static_assert(kShards == 2, "the shards here are a first and a second half");
-    const int first = n / 2, second = n - first;
+void run_cut(int n, int shards, const Part &part) {
     const int threads = thread_count();
-    if (threads < kShards) {
-        part(0, first);
-        part(first, second);
-        return;
-    }
     std::optional<SerialLoops> serial;
-    if (threads == kShards) serial.emplace();
-    HelperThread::instance().run_beside([&] { part(first, second); }, [&] { part(0, first); });
+    if (shards > 1 && threads > 1 && threads <= shards) serial.emplace();
+    run_shards(shards, threads, [&](int s) {
+        const int begin = shard_begin(n, shards, s);
+        part(s, begin, shard_begin(n, shards, s + 1) - begin);
+    });
+}
+
+// The shards' outputs, gathered: grad = sum over s of (n_s / n) grads[s], in shard
+// order, and the same for the losses. In batchnorm's buffer places each shard
+// reported its own mean and unbiased variance over its M_s = n_s H W elements:
+// those become the whole batch's, M = sum M_s,
+//   mean = sum M_s mean_s / M
+//   variance = (sum (M_s - 1) variance_s + sum M_s (mean_s - mean)^2) / (M - 1)
+// (with M_s = 1 a shard reports variance 0, which the first sum takes as it is).
+float gather_shards(const model::Network &net, int n, int shards, const std::vector<float> &grads,
+                    const float *losses, float *grad) {
+    const size_t count = size_t(net.param_count);
+    std::vector<float> weight(static_cast<size_t>(shards));  // n_s / n
+    for (int s = 0; s < shards; s++)
+        weight[size_t(s)] = float(shard_begin(n, shards, s + 1) - shard_begin(n, shards, s)) / float(n);
+    float loss = weight[0] * losses[0];
+    for (size_t i = 0; i < count; i++) grad[i] = weight[0] * grads[i];
+    for (int s = 1; s < shards; s++) {
+        const float *g = grads.data() + size_t(s) * count;
+        loss += weight[size_t(s)] * losses[s];
+        for (size_t i = 0; i < count; i++) grad[i] += weight[size_t(s)] * g[i];
+    }
+    for (const model::Layer &l : net.layers) {
+        if (l.running_mean < 0) continue;
+        const int64_t mean_at = net.params[size_t(l.running_mean)].offset;
+        const int64_t var_at = net.params[size_t(l.running_var)].offset;
+        const double per_image = double(l.in.width * l.in.height), M = per_image * n;
+        for (int64_t c = 0; c < l.in.channels; c++) {
+            double mean = 0, spread = 0;
+            for (int s = 0; s < shards; s++) {
+                const double Ms = per_image * (shard_begin(n, shards, s + 1) - shard_begin(n, shards, s));
+                mean += Ms * grads[size_t(s) * count + size_t(mean_at + c)] / M;
+            }
+            for (int s = 0; s < shards; s++) {
+                const double Ms = per_image * (shard_begin(n, shards, s + 1) - shard_begin(n, shards, s));
+                const double mean_s = grads[size_t(s) * count + size_t(mean_at + c)];
+                const double var_s = grads[size_t(s) * count + size_t(var_at + c)];
+                spread += (Ms - 1) * var_s + Ms * (mean_s - mean) * (mean_s - mean);
+            }
+            grad[mean_at + c] = float(mean);
+            grad[var_at + c] = float(M > 1 ? spread / (M - 1) : 0.0);
+        }
+    }
+    return loss;
 }
 
 }  // namespace
 
-// Images are independent in inference: halves on their own cores, as training.
+// Images are independent in inference: one shard per thread.
 void CompiledModel::forward(const float *params, const float *images, int n, float *scores) const {
     const size_t image_size = size_t(net_.input.shape().size()), classes = size_t(net_.input.classes);
-    auto part = [&](int begin, int count) {
+    auto part = [&](int, int begin, int count) {
         Buffer<float> p(const_cast<float *>(params), int(net_.param_count));
         Buffer<float> x = image_buffer(net_, images + size_t(begin) * image_size, count);
         Buffer<float> s(scores + size_t(begin) * classes, int(net_.input.classes), count);
         check(entry_.forward(p, x, s), net_, "forward");
     };
-    if (n < kShards) return part(0, n);
-    run_halves(n, part);
+    const int shards = std::min(n, thread_count());
+    if (shards <= 1) return part(0, 0, n);
+    run_cut(n, shards, part);
 }
 
 // A small network's training step is some 25 stages of a fraction of a millisecond
 // each: run on one pool of threads, every stage hands its images from core to core
 // and waits for the slowest, and two threads trained lenet5 no faster than one.
-// Cut into shards, each shard's step runs whole on one core, and the shards'
-// gradients (each the mean over its images) are added weighted by their sizes,
-// in shard order.
+// Cut into shards, each shard's step runs whole on one core.
 float CompiledModel::train_step(const float *params, const float *images, const int32_t *labels, int n,
                                 float *scores, float *grad, uint32_t seed) const {
-    if (!sharded_ || n < kShards) return train_whole(params, images, labels, n, scores, grad, seed);
+    const int shards = std::min(n, shards_);
+    if (shards <= 1) return train_whole(params, images, labels, n, scores, grad, seed);
     const size_t image_size = size_t(net_.input.shape().size()), classes = size_t(net_.input.classes);
-    thread_local std::vector<float> second_grad;  // the calling thread's: the helper gets a pointer
-    second_grad.resize(size_t(net_.param_count));
-    float *const shard_grads[kShards] = {grad, second_grad.data()};
-    float losses[kShards] = {};
-    run_halves(n, [&](int begin, int count) {
-        const int shard = begin > 0;
-        losses[shard] = train_whole(params, images + size_t(begin) * image_size, labels + begin, count,
-                                    scores + size_t(begin) * classes, shard_grads[shard], seed);
+    // The calling thread's buffers; a lambda does not capture a thread_local (on
+    // a helper thread the name is the helper's own), so helpers get pointers.
+    thread_local std::vector<float> grads_here, losses_here;
+    grads_here.resize(size_t(shards) * size_t(net_.param_count));
+    losses_here.assign(size_t(shards), 0.0f);
+    float *const grads = grads_here.data(), *const losses = losses_here.data();
+    run_cut(n, shards, [&](int s, int begin, int count) {
+        losses[s] = train_whole(params, images + size_t(begin) * image_size, labels + begin, count,
+                                scores + size_t(begin) * classes, grads + size_t(s) * size_t(net_.param_count), seed,
+                                begin);
     });
-    const int first = n / 2;
-    const float first_weight = float(first) / float(n), second_weight = float(n - first) / float(n);
-    for (size_t i = 0; i < second_grad.size(); i++) grad[i] = first_weight * grad[i] + second_weight * second_grad[i];
-    return first_weight * losses[0] + second_weight * losses[1];
+    return gather_shards(net_, n, shards, grads_here, losses, grad);
 }
 
 float CompiledModel::train_whole(const float *params, const float *images, const int32_t *labels, int n,
-                                 float *scores, float *grad, uint32_t seed) const {
+                                 float *scores, float *grad, uint32_t seed, int first_image) const {
     Buffer<float> p(const_cast<float *>(params), int(net_.param_count));
     Buffer<float> x = image_buffer(net_, images, n);
     Buffer<int32_t> y(const_cast<int32_t *>(labels), n);
     Buffer<float> loss = Buffer<float>::make_scalar();
     Buffer<float> s(scores, int(net_.input.classes), n);
     Buffer<float> g(grad, int(net_.param_count));
-    check(entry_.train(p, x, y, seed, loss, s, g), net_, "training");
+    check(entry_.train(p, x, y, seed, first_image, loss, s, g), net_, "training");
     return loss();
 }
 

@@ -26,21 +26,28 @@ public:
     const model::Network &net() const { return net_; }
     const CompiledNetwork &entry() const { return entry_; }
 
-    // scores: n * classes, image-major. Cut into kShards shards (each image's
-    // scores are computed the same way in any batch).
+    // scores: n * classes, image-major. Cut into one shard per thread (each
+    // image's scores are computed the same way in any batch).
     void forward(const float *params, const float *images, int n, float *scores) const;
+
     // One training step's loss (mean over the n images), scores and gradient
-    // (param_count floats) at `params`; `seed` draws dropout's masks. Where the
-    // images are independent until their gradients are summed (no batchnorm, no
-    // dropout), the batch is cut into kShards shards run on their own threads
-    // (see compiled.cpp); the result does not depend on the thread count.
+    // (param_count floats) at `params`; `seed` draws dropout's masks. The batch is
+    // cut into shards() shards (shard s: images s*n/S to (s+1)*n/S, S = min(shards(),
+    // n)), each run whole on one thread, and their gradients and losses are
+    // added weighted by their sizes, in shard order: the result depends on the
+    // shard count, never on the thread count. Dropout draws its masks by an
+    // image's index in the whole batch. Batchnorm normalizes each shard with its
+    // own statistics (PyTorch's DistributedDataParallel without SyncBatchNorm);
+    // the statistics reported for the running ones are the whole batch's, pooled
+    // from the shards' exactly.
     float train_step(const float *params, const float *images, const int32_t *labels, int n, float *scores,
                      float *grad, uint32_t seed = 0) const;
-    // Whether train_step cuts its batches into shards.
-    bool sharded() const { return sharded_; }
-    // The compiled training pipeline on all n images at once, never sharded.
+    int shards() const { return shards_; }
+    void set_shards(int shards);  // >= 1; default: the network's [train] shards
+    // The compiled training pipeline on all n images at once, never sharded;
+    // `first_image`: the index of the first of them in a whole batch (dropout).
     float train_whole(const float *params, const float *images, const int32_t *labels, int n, float *scores,
-                      float *grad, uint32_t seed = 0) const;
+                      float *grad, uint32_t seed = 0, int first_image = 0) const;
     // Every layer's output in inference: n * model::feature_count(net()) floats,
     // image-major, each image's laid out as model::feature_offset says.
     void features(const float *params, const float *images, int n, float *features) const;
@@ -48,15 +55,14 @@ public:
 private:
     const CompiledNetwork &entry_;
     model::Network net_;
-    bool sharded_ = false;
+    int shards_ = 2;
 };
 
-// Shards a batch is cut into (see train_step and forward): two, on any machine, so
-// that a result is the same whatever the thread count.
-constexpr int kShards = 2;
+// The first image of shard s of a batch of n images cut into `shards` shards.
+inline int shard_begin(int n, int shards, int s) { return int(int64_t(s) * n / shards); }
 
 // The threads kiln's pipelines use (0: the default, every core, or HL_NUM_THREADS):
-// sizes Halide's thread pool and tells train_step whether its shards run at once.
+// sizes Halide's thread pool and says how many shards run at once.
 void set_thread_count(int threads);
 int thread_count();
 

@@ -1,6 +1,9 @@
 #include "helper_thread.h"
 
+#include <algorithm>
 #include <chrono>
+#include <memory>
+#include <vector>
 
 namespace kiln {
 namespace {
@@ -32,9 +35,12 @@ void spin_until(const Ready &ready) {
 
 }  // namespace
 
-HelperThread &HelperThread::instance() {
-    static HelperThread helper;
-    return helper;
+HelperThread &HelperThread::instance(int index) {
+    static std::mutex mutex;
+    static std::vector<std::unique_ptr<HelperThread>> helpers;
+    std::lock_guard<std::mutex> lock(mutex);
+    while (int(helpers.size()) <= index) helpers.push_back(std::make_unique<HelperThread>());
+    return *helpers[size_t(index)];
 }
 
 HelperThread::HelperThread() : thread_([this] { loop(); }) {}
@@ -69,16 +75,8 @@ void HelperThread::loop() {
     }
 }
 
-void HelperThread::run_beside(const std::function<void()> &task, const std::function<void()> &mine) {
-    if (busy_.exchange(true)) {  // another caller has the helper: run both here
-        mine();
-        task();
-        return;
-    }
-    struct Release {
-        std::atomic<bool> &busy;
-        ~Release() { busy.store(false); }
-    } release{busy_};
+bool HelperThread::post(const std::function<void()> &task) {
+    if (busy_.exchange(true)) return false;  // another caller has the helper
     task_ = &task;
     failure_ = nullptr;
     done_.store(false, std::memory_order_relaxed);
@@ -87,15 +85,64 @@ void HelperThread::run_beside(const std::function<void()> &task, const std::func
         posted_.store(true, std::memory_order_release);
     }
     wake_.notify_one();
+    return true;
+}
+
+void HelperThread::wait() {
+    spin_until([&] { return done_.load(std::memory_order_acquire); });  // a shard takes about as long as the caller's
+    const std::exception_ptr failure = failure_;
+    busy_.store(false);
+    if (failure) std::rethrow_exception(failure);
+}
+
+void HelperThread::run_beside(const std::function<void()> &task, const std::function<void()> &mine) {
+    if (!post(task)) {  // run both here
+        mine();
+        task();
+        return;
+    }
     std::exception_ptr mine_failure;
     try {
         mine();
     } catch (...) {
         mine_failure = std::current_exception();
     }
-    spin_until([&] { return done_.load(std::memory_order_acquire); });  // the helper's half takes about as long
+    wait();  // rethrows the helper's failure
     if (mine_failure) std::rethrow_exception(mine_failure);
-    if (failure_) std::rethrow_exception(failure_);
+}
+
+void run_shards(int shards, int threads, const std::function<void(int shard)> &work) {
+    const int lanes = std::max(1, std::min(shards, threads));
+    auto stripe = [&](int lane) {
+        for (int s = lane; s < shards; s += lanes) work(s);
+    };
+    std::vector<std::function<void()>> tasks;  // kept alive until every helper is waited for
+    tasks.reserve(size_t(lanes));
+    std::vector<HelperThread *> posted;
+    std::vector<int> unposted;
+    for (int lane = 1; lane < lanes; lane++) {
+        tasks.emplace_back([&stripe, lane] { stripe(lane); });
+        HelperThread &helper = HelperThread::instance(lane - 1);
+        if (helper.post(tasks.back()))
+            posted.push_back(&helper);
+        else
+            unposted.push_back(lane);  // busy (a nested call): run it here
+    }
+    std::exception_ptr failure;
+    try {
+        stripe(0);
+        for (int lane : unposted) stripe(lane);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    for (HelperThread *helper : posted) {
+        try {
+            helper->wait();
+        } catch (...) {
+            if (!failure) failure = std::current_exception();
+        }
+    }
+    if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace kiln

@@ -72,7 +72,7 @@ int cmd_check(const std::string &file) {
 
 struct TrainArgs {
     std::string network, out, resume;
-    std::optional<int64_t> epochs, batch, seed, validation;
+    std::optional<int64_t> epochs, batch, seed, validation, shards;
     std::optional<double> lr;
     int threads = 0;
     bool no_progress = false;
@@ -89,6 +89,7 @@ int cmd_train(const TrainArgs &a) {
     if (a.seed) opts.settings.seed = *a.seed;
     if (a.lr) opts.settings.learning_rate = *a.lr;
     if (a.validation) opts.settings.validation = *a.validation;
+    if (a.shards) opts.settings.shards = *a.shards;
     opts.out_dir = a.out.empty() ? "runs/" + net.name : a.out;
     opts.resume = a.resume;
     opts.progress = !a.no_progress;
@@ -144,18 +145,21 @@ int cmd_eval(const EvalArgs &a) {
 struct BenchArgs {
     std::string network;
     BenchOptions opts;
+    int shards = 0;  // 0: the network's [train] shards
     bool json = false;
 };
 
 int cmd_bench(const BenchArgs &a) {
-    const CompiledModel model = find_model(a.network);
+    CompiledModel model = find_model(a.network);
+    if (a.shards > 0) model.set_shards(a.shards);
     const BenchResult r = bench(model, a.opts);
-    const int threads = a.opts.threads > 0 ? a.opts.threads : int(std::thread::hardware_concurrency());
+    const int threads = thread_count();
     if (a.json) {
         nlohmann::json j = {{"network", model.net().name},
                             {"batch", a.opts.batch},
                             {"infer_batch", a.opts.infer_batch},
                             {"threads", threads},
+                            {"shards", model.shards()},
                             {"repeats", a.opts.repeats},
                             {"train_images_per_s", r.train_images_per_s},
                             {"infer_images_per_s", r.infer_images_per_s},
@@ -166,9 +170,9 @@ int cmd_bench(const BenchArgs &a) {
                             {"self_check_max_score_difference", r.max_score_difference}};
         fmt::print("{}\n", j.dump());
     } else {
-        fmt::print("{} with {} threads, medians of {} runs (self-check passed: forward and training scores agree "
-                   "within {:.1e})\n",
-                   model.net().name, threads, a.opts.repeats, r.max_score_difference);
+        fmt::print("{} with {} threads, training batches cut into {} shards, medians of {} runs (self-check passed: "
+                   "forward and training scores agree within {:.1e})\n",
+                   model.net().name, threads, model.shards(), a.opts.repeats, r.max_score_difference);
         fmt::print("  training step, batch {:<4} {:>10.0f} images/s  {:7.1f} GFLOP/s (3x forward FLOPs)\n",
                    a.opts.batch, r.train_images_per_s, r.train_gflops);
         fmt::print("  inference, batch {:<8} {:>10.0f} images/s  {:7.1f} GFLOP/s\n", a.opts.infer_batch,
@@ -228,6 +232,8 @@ int run(int argc, char **argv) {
     train_cmd->add_option("--validation", t.validation, "Hold out the last N training images to validate on")
         ->check(CLI::Range(int64_t(0), int64_t(1) << 31));
     train_cmd->add_option("--threads", t.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+    train_cmd->add_option("--shards", t.shards, "Shards each batch is cut into, one core each (default: [train] shards)")
+        ->check(CLI::Range(int64_t(1), model::Limits::max_shards));
     train_cmd->add_option("--out", t.out, "Output folder (default: runs/NETWORK)");
     train_cmd->add_option("--resume", t.resume, "Continue from this checkpoint");
     train_cmd->add_flag("--no-progress", t.no_progress, "No progress bar");
@@ -248,6 +254,8 @@ int run(int argc, char **argv) {
     bench_cmd->add_option("--infer-batch", b.opts.infer_batch, "Images per inference call")->check(CLI::Range(1, 65536))->capture_default_str();
     bench_cmd->add_option("--repeats", b.opts.repeats, "Timed repetitions")->check(CLI::Range(1, 100000))->capture_default_str();
     bench_cmd->add_option("--threads", b.opts.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+    bench_cmd->add_option("--shards", b.shards, "Shards each training batch is cut into (default: [train] shards)")
+        ->check(CLI::Range(1, int(model::Limits::max_shards)));
     bench_cmd->add_flag("--json", b.json, "Print one JSON object");
 
     std::string tune_network;

@@ -13,9 +13,10 @@ struct CompiledNetwork {
     const char *toml;  // the TOML text the pipelines were compiled from
     // params (i), images (x, y, c, n) -> scores (o, n)
     int (*forward)(halide_buffer_t *params, halide_buffer_t *images, halide_buffer_t *scores);
-    // params, images, labels (n), dropout seed -> loss (), scores (o, n), grad (i)
+    // params, images, labels (n), dropout seed, index of image 0 in the whole batch
+    //   -> loss (), scores (o, n), grad (i)
     int (*train)(halide_buffer_t *params, halide_buffer_t *images, halide_buffer_t *labels, uint32_t seed,
-                 halide_buffer_t *loss, halide_buffer_t *scores, halide_buffer_t *grad);
+                 int32_t first_image, halide_buffer_t *loss, halide_buffer_t *scores, halide_buffer_t *grad);
     // params, images -> features (f, n): every layer's output (model::feature_offset)
     int (*features)(halide_buffer_t *params, halide_buffer_t *images, halide_buffer_t *features);
 };

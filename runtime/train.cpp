@@ -130,6 +130,7 @@ std::map<std::string, std::string> settings_metadata(const model::TrainSettings 
             {"validation", std::to_string(s.validation)},
             {"ema", fmt::format("{}", s.ema)},
             {"label_smoothing", fmt::format("{}", s.label_smoothing)},
+            {"shards", std::to_string(s.shards)},
             {"augment", fmt::format("shift {} rotate {} scale {}", s.augment.shift, s.augment.rotate, s.augment.scale)}};
 }
 
@@ -186,10 +187,12 @@ Evaluation evaluate(const CompiledModel &model, const std::vector<float> &params
     return e;
 }
 
-TrainResult train(const CompiledModel &model, const TrainOptions &opts, const ImageSet &all_train,
+TrainResult train(const CompiledModel &compiled, const TrainOptions &opts, const ImageSet &all_train,
                   const ImageSet &test_set, std::ostream &log) {
-    const model::Network &net = model.net();
     const model::TrainSettings &s = opts.settings;
+    CompiledModel model = compiled;
+    model.set_shards(int(s.shards));
+    const model::Network &net = model.net();
     const int classes = int(net.input.classes);
     const size_t image_size = size_t(net.input.shape().size());
     const model::InputSpec &in = net.input;

@@ -85,7 +85,8 @@ public:
         {
             ImageParam p(Halide::Float(32), 1, "params"), x(Halide::Float(32), 4, "images"), y(Halide::Int(32), 1, "labels");
             Halide::Param<uint32_t> seed("seed");
-            pipeline::Graph g = pipeline::build_training(net_, p, x, y, x.dim(3).extent(), seed);
+            Halide::Param<int32_t> first_image("first_image");
+            pipeline::Graph g = pipeline::build_training(net_, p, x, y, {x.dim(3).extent(), seed, first_image});
             schedule_training(g, target, settings);
             Halide::Pipeline train({g.loss.loss, g.scores, g.grad});
             train.compile_jit(target);
@@ -95,6 +96,7 @@ public:
             x.set(train_images_);
             y.set(labels_);
             seed.set(1);
+            first_image.set(0);
             t.train_s = fastest_seconds([&] { train.realize({loss, scores, grad}); }, repeats_);
         }
         {
@@ -168,15 +170,14 @@ int run(int argc, char **argv) {
     for (const Knob &k : knobs) candidates += int(k.values.size());
 
     // Time what each core runs. With two threads kiln cuts every batch in halves,
-    // one per core with serial loops (runtime/compiled.cpp): inference always,
-    // training where the images are independent. Here both pipelines are timed
-    // as one core runs them when the training batch is cut too.
+    // one per core with serial loops (runtime/compiled.cpp). Here both pipelines
+    // are timed as one core runs them.
     const char *env_threads = std::getenv("HL_NUM_THREADS");
     const int used_threads = threads > 0 ? threads
                              : env_threads && std::atoi(env_threads) > 0
                                  ? std::atoi(env_threads)
                                  : int(std::max(1u, std::thread::hardware_concurrency()));
-    const bool halves = used_threads == 2 && model::images_independent_in_training(net) && batch >= 2;
+    const bool halves = used_threads == 2 && batch >= 2;
     const int train_batch = halves ? batch / 2 : batch, infer_batch = halves ? kInferBatch / 2 : kInferBatch;
     if (halves) setenv("HL_NUM_THREADS", "1", 1);
     Bench bench(net, train_batch, infer_batch, repeats);

@@ -30,7 +30,33 @@ struct Tensor {
     Tensor(int64_t n, int64_t c, int64_t h, int64_t w) : N(n), C(c), H(h), W(w), v(size_t(n * c * h * w), 0.0) {}
     double &at(int64_t n, int64_t c, int64_t y, int64_t x) { return v[size_t(((n * C + c) * H + y) * W + x)]; }
     double at(int64_t n, int64_t c, int64_t y, int64_t x) const { return v[size_t(((n * C + c) * H + y) * W + x)]; }
+
+    // Images first .. first + count - 1: [count, C, H, W]
+    Tensor images(int64_t first, int64_t count) const {
+        Tensor part(count, C, H, W);
+        const size_t image = size_t(C * H * W);
+        std::copy_n(v.begin() + ptrdiff_t(size_t(first) * image), size_t(count) * image, part.v.begin());
+        return part;
+    }
+    void put_images(int64_t first, const Tensor &part) {
+        std::copy(part.v.begin(), part.v.end(), v.begin() + ptrdiff_t(size_t(first) * size_t(C * H * W)));
+    }
 };
+
+// A batch cut into shards: shard s holds images begin[s] .. begin[s + 1] - 1.
+// Batchnorm normalizes each shard with its own statistics in training.
+struct Shards {
+    std::vector<int64_t> begin;  // [shards + 1]
+    int64_t count(size_t s) const { return begin[s + 1] - begin[s]; }
+    size_t size() const { return begin.size() - 1; }
+};
+
+Shards cut(int64_t n, int shards) {
+    Shards s;
+    const int64_t k = std::max<int64_t>(1, std::min<int64_t>(shards, n));
+    for (int64_t i = 0; i <= k; i++) s.begin.push_back(i * n / k);
+    return s;
+}
 
 // ---- activations ----------------------------------------------------------------
 
@@ -400,7 +426,7 @@ void check_shape(const Layer &l) {
 struct Saved {
     Tensor in;   // [N, C, H, W]
     Tensor pre;  // [N, O, OH, OW] before the activation (conv, dense, batchnorm; empty for pooling)
-    std::vector<double> mean, var;  // batchnorm: [C] the statistics it normalized with
+    std::vector<std::vector<double>> mean, var;  // batchnorm: [shards][C] the statistics it normalized with
 };
 
 // A tensor of the flat parameter vector.
@@ -412,7 +438,7 @@ const double *tensor(const model::Network &net, const std::vector<double> &p, in
 // the batch's statistics) or in evaluation: the scores [N, L, 1, 1], and what the
 // backward pass needs of each layer.
 Tensor forward(const model::Network &net, const std::vector<double> &p, const float *images, int n, bool training,
-               uint32_t dropout_seed, std::vector<Saved> &saved) {
+               uint32_t dropout_seed, const Shards &shards, std::vector<Saved> &saved) {
     auto weight = [&](const Layer &l) { return tensor(net, p, l.weight); };
     auto bias = [&](const Layer &l) { return tensor(net, p, l.bias); };
 
@@ -434,14 +460,21 @@ Tensor forward(const model::Network &net, const std::vector<double> &p, const fl
             break;
         case LayerKind::globalavgpool: x = global_pool_forward(x); break;
         case LayerKind::batchnorm:
+            s.pre = Tensor(x.N, x.C, x.H, x.W);
             if (training) {
-                batch_statistics(x, s.mean, s.var);
+                for (size_t k = 0; k < shards.size(); k++) {
+                    const Tensor part = x.images(shards.begin[k], shards.count(k));
+                    s.mean.emplace_back(), s.var.emplace_back();
+                    batch_statistics(part, s.mean.back(), s.var.back());
+                    s.pre.put_images(shards.begin[k], batchnorm_forward(l, weight(l), bias(l), s.mean.back(),
+                                                                        s.var.back(), part));
+                }
             } else {
                 const int64_t C = l.in.channels;
-                s.mean.assign(tensor(net, p, l.running_mean), tensor(net, p, l.running_mean) + C);
-                s.var.assign(tensor(net, p, l.running_var), tensor(net, p, l.running_var) + C);
+                s.mean.emplace_back(tensor(net, p, l.running_mean), tensor(net, p, l.running_mean) + C);
+                s.var.emplace_back(tensor(net, p, l.running_var), tensor(net, p, l.running_var) + C);
+                s.pre = batchnorm_forward(l, weight(l), bias(l), s.mean[0], s.var[0], x);
             }
-            s.pre = batchnorm_forward(l, weight(l), bias(l), s.mean, s.var, x);
             break;
         }
         if (s.pre.N > 0) x = activation_forward(l.activation(), s.pre);
@@ -456,14 +489,15 @@ std::vector<double> reference_forward(const model::Network &net, const std::vect
                                       int n) {
     if (int64_t(params.size()) != net.param_count) throw std::invalid_argument("reference: wrong parameter count");
     std::vector<Saved> saved;
-    return forward(net, std::vector<double>(params.begin(), params.end()), images, n, false, 0, saved).v;
+    return forward(net, std::vector<double>(params.begin(), params.end()), images, n, false, 0, cut(n, 1), saved).v;
 }
 
 std::vector<std::vector<double>> reference_layer_outputs(const model::Network &net, const std::vector<float> &params,
                                                          const float *images, int n) {
     if (int64_t(params.size()) != net.param_count) throw std::invalid_argument("reference: wrong parameter count");
     std::vector<Saved> saved;  // each layer's input: the previous layer's output
-    const Tensor last = forward(net, std::vector<double>(params.begin(), params.end()), images, n, false, 0, saved);
+    const Tensor last =
+        forward(net, std::vector<double>(params.begin(), params.end()), images, n, false, 0, cut(n, 1), saved);
     std::vector<std::vector<double>> outputs;
     for (size_t i = 1; i < saved.size(); i++) outputs.push_back(saved[i].in.v);
     outputs.push_back(last.v);
@@ -471,7 +505,8 @@ std::vector<std::vector<double>> reference_layer_outputs(const model::Network &n
 }
 
 ReferenceResult reference_train_step(const model::Network &net, const std::vector<float> &params,
-                                     const float *images, const int32_t *labels, int n, uint32_t dropout_seed) {
+                                     const float *images, const int32_t *labels, int n, uint32_t dropout_seed,
+                                     int shard_count) {
     if (int64_t(params.size()) != net.param_count) throw std::invalid_argument("reference: wrong parameter count");
     for (int i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= net.input.classes) throw std::invalid_argument("reference: bad label");
@@ -483,7 +518,8 @@ ReferenceResult reference_train_step(const model::Network &net, const std::vecto
     auto d_bias = [&](const Layer &l) { return r.grad.data() + net.params[size_t(l.bias)].offset; };
 
     std::vector<Saved> saved;
-    Tensor x = forward(net, p, images, n, true, dropout_seed, saved);  // the scores, [N, L, 1, 1]
+    const Shards shards = cut(n, shard_count);
+    Tensor x = forward(net, p, images, n, true, dropout_seed, shards, saved);  // the scores, [N, L, 1, 1]
     r.scores = x.v;
     Tensor d(x.N, x.C, x.H, x.W);  // d_scores, then each layer's d_in in turn
     r.loss = softmax_cross_entropy(x, labels, net.train.label_smoothing, d);
@@ -504,13 +540,19 @@ ReferenceResult reference_train_step(const model::Network &net, const std::vecto
         case LayerKind::dropout: d = dropout_apply(l, int(i), dropout_seed, d); break;
         case LayerKind::globalavgpool: d = global_pool_backward(s.in, d); break;
         case LayerKind::batchnorm: {
-            d = batchnorm_backward(l, weight(l), s.mean, s.var, s.in, activation_backward(l.activation(), s.pre, d),
-                                   d_weight(l), d_bias(l));
-            // The buffers' places hold the batch's mean and unbiased variance (biased for M = 1).
+            const Tensor d_pre = activation_backward(l.activation(), s.pre, d);
+            d = Tensor(d_pre.N, d_pre.C, d_pre.H, d_pre.W);
+            for (size_t k = 0; k < shards.size(); k++)
+                d.put_images(shards.begin[k],
+                             batchnorm_backward(l, weight(l), s.mean[k], s.var[k], s.in.images(shards.begin[k], shards.count(k)),
+                                                d_pre.images(shards.begin[k], shards.count(k)), d_weight(l), d_bias(l)));
+            // The buffers' places hold the whole batch's mean and unbiased variance (biased for M = 1).
+            std::vector<double> mean, var;
+            batch_statistics(s.in, mean, var);
             const double M = double(s.in.N * s.in.H * s.in.W);
             for (int64_t c = 0; c < l.in.channels; c++) {
-                r.grad[size_t(net.params[size_t(l.running_mean)].offset + c)] = s.mean[size_t(c)];
-                r.grad[size_t(net.params[size_t(l.running_var)].offset + c)] = s.var[size_t(c)] * M / std::max(M - 1, 1.0);
+                r.grad[size_t(net.params[size_t(l.running_mean)].offset + c)] = mean[size_t(c)];
+                r.grad[size_t(net.params[size_t(l.running_var)].offset + c)] = var[size_t(c)] * M / std::max(M - 1, 1.0);
             }
             break;
         }

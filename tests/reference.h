@@ -19,9 +19,13 @@ struct ReferenceResult {
 
 // images: n * C * H * W floats in [0, 1], (n, c, y, x) row-major; labels: n.
 // The input is normalized as (x - mean) / std, as the pipelines do; dropout layers
-// draw their masks from `dropout_seed`.
+// draw their masks from `dropout_seed`. The batch cut into `shards` shards (images
+// s*n/S to (s+1)*n/S, S = min(shards, n)): batchnorm normalizes each shard with
+// its own statistics; the statistics reported for the running ones are the whole
+// batch's.
 ReferenceResult reference_train_step(const model::Network &net, const std::vector<float> &params,
-                                     const float *images, const int32_t *labels, int n, uint32_t dropout_seed = 0);
+                                     const float *images, const int32_t *labels, int n, uint32_t dropout_seed = 0,
+                                     int shards = 1);
 
 // The forward pass as in evaluation (dropout off, batchnorm with its running
 // statistics): n * classes scores, image-major.

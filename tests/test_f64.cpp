@@ -44,7 +44,7 @@ TEST_CASE("every network's float64 training step matches the double-precision re
         Halide::Runtime::Buffer<int32_t> labels(const_cast<int32_t *>(data.labels.data()), n);
         for (int i = 0; i < net.param_count; i++) p(i) = params[size_t(i)];
         for (size_t i = 0; i < data.pixels.size(); i++) images.data()[i] = data.pixels[i];
-        REQUIRE(f.train(p, images, labels, dropout_seed, loss, scores, grad) == 0);
+        REQUIRE(f.train(p, images, labels, dropout_seed, 0, loss, scores, grad) == 0);
 
         const auto want = kiln::reference::reference_train_step(net, params, data.pixels.data(), data.labels.data(),
                                                                 n, dropout_seed);

@@ -61,7 +61,7 @@ struct TrainStep {
         images(x, y, c, n) = in.images(x, y, c, n);
         labels(n) = in.labels(n);
         kiln::pipeline::Graph g =
-            kiln::pipeline::build_training(net, params, images, labels, kImages, Halide::Expr(kDropoutSeed));
+            kiln::pipeline::build_training(net, params, images, labels, {kImages, Halide::Expr(kDropoutSeed), 0});
         kiln::schedules::schedule_training(g, Halide::get_jit_target_from_environment(), settings);
         loss = g.loss.loss;
         grad = g.grad;
@@ -84,7 +84,7 @@ Buffer<double> halide_autodiff_gradient(const kiln::model::Network &net, Inputs 
     params(i) = in.params(i);
     images(x, y, c, n) = in.images(x, y, c, n);
     kiln::pipeline::Graph g =
-        kiln::pipeline::build_forward(net, params, images, Halide::Expr(kDropoutSeed), Halide::Expr(kImages));
+        kiln::pipeline::build_forward(net, params, images, {kImages, Halide::Expr(kDropoutSeed), 0});
     Halide::RDom ro(0, int(net.input.classes)), rn(0, kImages);
     Func log_sum;
     log_sum(n) = Halide::log(Halide::sum(Halide::exp(g.scores(ro, n))));
@@ -215,19 +215,25 @@ TEST_CASE("dropout drops about its rate of elements, and none in inference", "[g
     Var x, y, c, n;
     Func ones;
     ones(x, y, c, n) = Halide::cast<double>(1);
-    Buffer<double> trained = kiln::layers::dropout_forward(drop, 1, ones, Halide::Expr(7u)).out.realize({50, 50, 4, 4});
+    Buffer<double> trained = kiln::layers::dropout_forward(drop, 1, ones, Halide::Expr(7u), 0).out.realize({50, 50, 4, 4});
     int dropped = 0;
     trained.for_each_value([&](double v) {
         dropped += v == 0;
         if (v != 0) CHECK(v == Approx(1 / 0.7));
     });
     CHECK(double(dropped) / (50 * 50 * 4 * 4) == Approx(0.3).margin(0.01));
-    Buffer<double> other = kiln::layers::dropout_forward(drop, 1, ones, Halide::Expr(8u)).out.realize({50, 50, 4, 4});
+    Buffer<double> other = kiln::layers::dropout_forward(drop, 1, ones, Halide::Expr(8u), 0).out.realize({50, 50, 4, 4});
     int differ = 0;
     for (int i = 0; i < 50 * 50 * 16; i++) differ += trained.data()[i] != other.data()[i];
     CHECK(differ > 0);  // a new seed, new masks
-    Buffer<double> inferred = kiln::layers::dropout_forward(drop, 1, ones, Halide::Expr()).out.realize({5, 5, 4, 1});
+    Buffer<double> inferred = kiln::layers::dropout_forward(drop, 1, ones, Halide::Expr(), Halide::Expr()).out.realize({5, 5, 4, 1});
     inferred.for_each_value([&](double v) { CHECK(v == 1.0); });
+    // A shard starting at image 2 of the batch draws images 2 and 3's masks.
+    Buffer<double> shard = kiln::layers::dropout_forward(drop, 1, ones, Halide::Expr(7u), 2).out.realize({50, 50, 4, 2});
+    for (int n = 0; n < 2; n++)
+        for (int c = 0; c < 4; c++)
+            for (int y = 0; y < 50; y++)
+                for (int x = 0; x < 50; x++) REQUIRE(shard(x, y, c, n) == trained(x, y, c, n + 2));
 }
 
 TEST_CASE("maxpool sends a tied window's gradient to its first maximum only", "[gradients][maxpool]") {

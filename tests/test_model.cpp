@@ -920,3 +920,13 @@ TEST_CASE("batchnorm: per channel after conv, per unit after dense; four tensors
     expect_error(with_input({"[[layer]]", "type = \"batchnorm\"", "size = 2"}, last_dense), 8, 1,
                  "layer 'batchnorm1': unknown key 'size'");
 }
+
+TEST_CASE("shards: default 2, read from [train]; below 1, beyond the limit or above the batch refused", "[model]") {
+    CHECK(parse_network(with_input(last_dense), "t.toml").train.shards == 2);
+    CHECK(parse_network(with_input(last_dense, {"[train]", "shards = 8"}), "t.toml").train.shards == 8);
+    CHECK(parse_network(with_input(last_dense, {"[train]", "batch = 1"}), "t.toml").train.shards == 2);
+    expect_error(with_input(last_dense, {"[train]", "shards = 0"}), 10, 10, "'shards'");
+    expect_error(with_input(last_dense, {"[train]", "shards = 1025"}), 10, 10, "'shards'");
+    expect_error(with_input(last_dense, {"[train]", "batch = 4", "shards = 8"}), 11, 10,
+                 "'shards' (8) exceeds the batch (4)");
+}

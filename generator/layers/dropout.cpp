@@ -1,8 +1,10 @@
-// Dropout. In training each element is kept where a hash of (seed, layer, x, y, c, n)
-// is at least rate * 2^32, and scaled by 1 / (1 - rate):
+// Dropout. In training each element is kept where a hash of (seed, layer, x, y, c,
+// first_image + n) is at least rate * 2^32, and scaled by 1 / (1 - rate):
 //   out(x, y, c, n) = keep ? in(x, y, c, n) / (1 - rate) : 0
 //   d_in(x, y, c, n) = keep ? d_out(x, y, c, n) / (1 - rate) : 0
-// The runtime passes a new seed every step; in inference out = in. The hash is the
+// The runtime passes a new seed every step, and the index in the whole batch of a
+// shard's first image, so that a mask does not depend on how the batch is cut into
+// shards (runtime/compiled.h); in inference out = in. The hash is the
 // "lowbias32" integer mixer applied coordinate by coordinate (tests/reference.cpp
 // computes the same mask).
 #include "layers/layers.h"
@@ -31,7 +33,7 @@ Expr dropout_keep(const model::Layer &l, int layer_index, Expr seed, Expr x, Exp
     return h >= u32(uint32_t(std::min(threshold, 4294967295.0)));
 }
 
-Forward dropout_forward(const model::Layer &l, int layer_index, const Func &in, Expr seed) {
+Forward dropout_forward(const model::Layer &l, int layer_index, const Func &in, Expr seed, Expr first_image) {
     Vars v;
     Forward f;
     f.out = Func(l.name + "_out");  // (x, y, c, n)
@@ -40,18 +42,19 @@ Forward dropout_forward(const model::Layer &l, int layer_index, const Func &in, 
         return f;
     }
     Type t = in.output_types()[0];
-    f.out(v.x, v.y, v.c, v.n) = Halide::select(dropout_keep(l, layer_index, seed, v.x, v.y, v.c, v.n),
+    f.out(v.x, v.y, v.c, v.n) = Halide::select(dropout_keep(l, layer_index, seed, v.x, v.y, v.c, first_image + v.n),
                                                in(v.x, v.y, v.c, v.n) * scale(l, t), zero(t));
     return f;
 }
 
-Backward dropout_backward(const model::Layer &l, int layer_index, const BackwardArgs &a, Expr seed) {
+Backward dropout_backward(const model::Layer &l, int layer_index, const BackwardArgs &a, Expr seed,
+                          Expr first_image) {
     Vars v;
     Backward g;
     if (!a.need_d_in) return g;
     Type t = a.in.output_types()[0];
     g.d_in = Func(l.name + "_d_in");  // (x, y, c, n)
-    g.d_in(v.x, v.y, v.c, v.n) = Halide::select(dropout_keep(l, layer_index, seed, v.x, v.y, v.c, v.n),
+    g.d_in(v.x, v.y, v.c, v.n) = Halide::select(dropout_keep(l, layer_index, seed, v.x, v.y, v.c, first_image + v.n),
                                                 a.d_out(v.x, v.y, v.c, v.n) * scale(l, t), zero(t));
     return g;
 }

@@ -96,9 +96,11 @@ Backward batchnorm_backward(const model::Network &net, const model::Layer &l, co
                             const BackwardArgs &args);
 
 // dropout.cpp: `seed` changes every training step; undefined in inference.
+// `first_image`: the index of image n = 0 in the whole batch (masks hash n + first_image).
 Expr dropout_keep(const model::Layer &l, int layer_index, Expr seed, Expr x, Expr y, Expr c, Expr n);
-Forward dropout_forward(const model::Layer &l, int layer_index, const Func &in, Expr seed);
-Backward dropout_backward(const model::Layer &l, int layer_index, const BackwardArgs &args, Expr seed);
+Forward dropout_forward(const model::Layer &l, int layer_index, const Func &in, Expr seed, Expr first_image);
+Backward dropout_backward(const model::Layer &l, int layer_index, const BackwardArgs &args, Expr seed,
+                          Expr first_image);
 
 // loss.cpp: softmax cross-entropy with label smoothing (0: none), averaged over the batch.
 struct Loss {

@@ -123,7 +123,7 @@ int64_t feature_count(const Network &net) { return feature_offset(net, net.layer
 
 bool images_independent_in_training(const Network &net) {
     return std::none_of(net.layers.begin(), net.layers.end(),
-                        [](const Layer &l) { return l.kind == LayerKind::batchnorm || l.kind == LayerKind::dropout; });
+                        [](const Layer &l) { return l.kind == LayerKind::batchnorm; });
 }
 
 std::string layer_table(const Network &net) {

@@ -133,6 +133,11 @@ struct TrainSettings {
     double weight_decay = 0.0;  // L2 (sgd, adam, rmsprop) or decoupled (adamw)
     int64_t seed = 1;
     int64_t validation = 0;  // training images held out (the last ones) to validate on
+    // Each batch is cut into this many shards, each computed whole on one core and
+    // their gradients added in shard order (runtime/compiled.h). A result depends
+    // on it (float rounding; batchnorm's statistics are each shard's), never on
+    // the thread count.
+    int64_t shards = 2;
     double ema = 0;          // > 0: evaluate and save a moving average of the weights, this decay per step
     // PyTorch's CrossEntropyLoss(label_smoothing): the target is (1 - e) onehot + e / classes.
     // Part of the training pipeline (compiled in), not a runtime setting.
@@ -168,8 +173,9 @@ int64_t feature_offset(const Network &net, size_t layer);
 int64_t feature_count(const Network &net);
 
 // Whether a training batch's images meet only where their gradients are summed:
-// no batchnorm (statistics over the batch) and no dropout (masks drawn by
-// position in the batch). Then a batch can be trained in parts.
+// no batchnorm (statistics over the batch; dropout's masks are drawn by an image's
+// index in the whole batch). Then a batch trained in shards gives the whole
+// batch's step, to float rounding.
 bool images_independent_in_training(const Network &net);
 
 // A human-readable layer table: name, type, output shape, parameters, FLOPs.
@@ -185,6 +191,7 @@ struct Limits {
     static constexpr int64_t max_activation = 1 << 24; // elements of one image's activation
     static constexpr int64_t max_params = 1 << 28;     // the whole flat parameter vector
     static constexpr int64_t max_batch = 65536;
+    static constexpr int64_t max_shards = 1024;
     static constexpr int64_t max_epochs = 100000;
 };
 

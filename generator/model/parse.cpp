@@ -430,7 +430,7 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     r.allow_only(
         {"epochs", "batch", "optimizer", "learning_rate", "lr_schedule", "lr_step_epochs", "lr_gamma",
          "lr_warmup", "lr_patience", "lr_min", "momentum", "nesterov", "beta1",
-         "beta2", "alpha", "epsilon", "weight_decay", "seed", "validation", "ema", "label_smoothing"});
+         "beta2", "alpha", "epsilon", "weight_decay", "seed", "validation", "ema", "label_smoothing", "shards"});
     TrainSettings s;
     s.epochs = r.integer("epochs", 1, Limits::max_epochs, s.epochs);
     s.batch = r.integer("batch", 1, Limits::max_batch, s.batch);
@@ -469,6 +469,10 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     s.validation = r.integer("validation", 0, std::numeric_limits<int32_t>::max(), s.validation);
     s.ema = r.number("ema", s.ema, unit_interval, "a number in [0, 1)");
     s.label_smoothing = r.number("label_smoothing", s.label_smoothing, unit_interval, "a number in [0, 1)");
+    s.shards = r.integer("shards", 1, Limits::max_shards, s.shards);
+    if (r.find("shards") && s.shards > s.batch)
+        r.fail_at("shards", fmt::format("'shards' ({}) exceeds the batch ({}): every shard needs an image", s.shards,
+                                        s.batch));
     return s;
 }
 
