@@ -10,10 +10,17 @@ after warm-up. Kiln and PyTorch take turns for --rounds rounds, and each
 figure and each ratio is the median over the rounds, so that a change in the
 machine's speed during the run falls on both sides. See bench/README.md.
 
+PyTorch gets the set-up its CPU performance guide recommends: a pooling
+allocator (tcmalloc preloaded: the script restarts itself with LD_PRELOAD; Kiln
+runs without it, with its own allocator settings), torch.set_num_threads(--threads)
+and one BLAS thread. --torch-malloc glibc shows PyTorch with glibc's malloc.
+
 Usage:
     /usr/bin/python3 bench/compare.py [NETWORK ...] [--threads 2] [--batch 64]
         [--infer-batch 256] [--repeats 30] [--rounds 3] [--kiln build/kiln]
-        [--data DIR] [--peak-gflops X] [--json FILE]
+        [--data DIR] [--peak-gflops X] [--torch-malloc tcmalloc|glibc] [--json FILE]
+
+NETWORK defaults to every network in networks/.
 
 --peak-gflops: the machine's peak for "% of peak"; by default bench/peak.c
 measures it (compiled with cc -march=native) before the networks run.
@@ -32,10 +39,29 @@ import tempfile
 import time
 import tomllib
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"  # Debian's libtcmalloc-minimal4
+
+
+def torch_malloc_choice(argv):
+    """--torch-malloc's value, read before argparse: the choice decides whether to restart."""
+    for i, a in enumerate(argv):
+        if a == "--torch-malloc" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--torch-malloc="):
+            return a.split("=", 1)[1]
+    return "tcmalloc"
+
+
+# The allocator must be preloaded before the process starts: restart with it once.
+if (torch_malloc_choice(sys.argv[1:]) == "tcmalloc" and os.path.exists(TCMALLOC)
+        and TCMALLOC not in os.environ.get("LD_PRELOAD", "")):
+    env = dict(os.environ, LD_PRELOAD=(TCMALLOC + " " + os.environ.get("LD_PRELOAD", "")).strip())
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
 # Before torch is imported: its OpenBLAS must not start threads of its own.
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECK_IMAGES = 256
 LOSS_TOLERANCE = 1e-4
 
@@ -52,9 +78,28 @@ def fail(message):
     sys.exit(1)
 
 
+def kiln_env():
+    """Kiln runs with its own allocator settings, never with PyTorch's preloaded one."""
+    env = dict(os.environ)
+    preload = " ".join(l for l in env.pop("LD_PRELOAD", "").split() if "tcmalloc" not in l)
+    if preload:
+        env["LD_PRELOAD"] = preload
+    return env
+
+
+def torch_setup(args):
+    """What PyTorch runs with, one line for the output."""
+    preloaded = TCMALLOC in os.environ.get("LD_PRELOAD", "")
+    malloc = f"tcmalloc preloaded ({TCMALLOC})" if preloaded else "glibc malloc"
+    if args.torch_malloc == "tcmalloc" and not preloaded:
+        malloc += f" (asked for tcmalloc, but {TCMALLOC} is missing: apt-get install libtcmalloc-minimal4)"
+    return (f"{malloc}, torch.set_num_threads({args.threads}), OPENBLAS_NUM_THREADS="
+            f"{os.environ.get('OPENBLAS_NUM_THREADS')}, model.train()/eval() and torch.inference_mode() as usual")
+
+
 def run_json(cmd):
     """Runs a kiln command and returns the JSON object it prints last."""
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=kiln_env())
     if p.returncode != 0:
         fail(f"{' '.join(cmd)} exited with {p.returncode}: {p.stderr.strip() or p.stdout.strip()}")
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
@@ -83,7 +128,7 @@ def check(args, name, net):
         common = ["--threads", str(args.threads), "--data", args.data, "--limit-test", str(CHECK_IMAGES)]
         p = subprocess.run([args.kiln, "train", name, "--epochs", "1", "--limit-train", str(args.batch),
                             "--batch", str(args.batch), "--out", out, "--no-progress"] + common,
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=kiln_env())
         if p.returncode != 0:
             fail(f"kiln train {name}: {p.stderr.strip() or p.stdout.strip()}")
         ckpt = os.path.join(out, "checkpoint.safetensors")
@@ -114,15 +159,32 @@ def median_seconds(call, repeats, warmup=5):
     return statistics.median(times)
 
 
+def torch_optimizer(model, train):
+    """The optimizer `kiln bench` steps with (runtime/optimizer.h: PyTorch's update rules), at lr 1e-6."""
+    kind, decay = train.get("optimizer", "sgd"), train.get("weight_decay", 0.0)
+    betas = (train.get("beta1", 0.9), train.get("beta2", 0.999))
+    if kind == "adam":
+        return torch.optim.Adam(model.parameters(), lr=1e-6, betas=betas, eps=train.get("epsilon", 1e-8),
+                                weight_decay=decay)
+    if kind == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=1e-6, betas=betas, eps=train.get("epsilon", 1e-8),
+                                 weight_decay=decay)
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(model.parameters(), lr=1e-6, alpha=train.get("alpha", 0.99),
+                                   eps=train.get("epsilon", 1e-8), momentum=train.get("momentum", 0.0),
+                                   weight_decay=decay)
+    return torch.optim.SGD(model.parameters(), lr=1e-6, momentum=train.get("momentum", 0.9),
+                           nesterov=train.get("nesterov", False), weight_decay=decay)
+
+
 def torch_bench(args, net, path):
     with open(path, "rb") as f:
         train = tomllib.load(f).get("train", {})
     i = net["input"]
     shape = (i["channels"], i["height"], i["width"])
     model = torch_check.build_model(net)
-    # As `kiln bench`: a tiny rate keeps the weights sane; momentum and weight decay from [train].
-    sgd = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=train.get("momentum", 0.9),
-                          weight_decay=train.get("weight_decay", 0.0))
+    # As `kiln bench`: the [train] table's optimizer at a tiny rate (the weights stay sane).
+    sgd = torch_optimizer(model, train)
     x = torch.rand(args.batch, *shape)
     y = torch.arange(args.batch) % i["classes"]
 
@@ -173,7 +235,7 @@ def machine(threads):
     except (OSError, StopIteration):
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": threads,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "torch_malloc": os.environ.get("LD_PRELOAD", "") or "glibc"}
 
 
 MEASURES = ("train_images_per_s", "infer_images_per_s", "latency_us_batch1", "train_gflops", "infer_gflops")
@@ -223,7 +285,8 @@ def table(results, peak):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("networks", nargs="*", metavar="NETWORK", default=["lenet5", "vgg-mini"])
+    ap.add_argument("networks", nargs="*", metavar="NETWORK",
+                    default=[os.path.basename(f)[:-5] for f in sorted(glob.glob(os.path.join(REPO, "networks", "*.toml")))])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64, help="images per training step")
     ap.add_argument("--infer-batch", type=int, default=256, help="images per inference call")
@@ -234,6 +297,8 @@ def main():
                     help="MNIST folder for the correctness check")
     ap.add_argument("--peak-gflops", type=float,
                     help="the machine's peak GFLOP/s at --threads (default: measured by bench/peak.c)")
+    ap.add_argument("--torch-malloc", choices=["tcmalloc", "glibc"], default="tcmalloc",
+                    help="PyTorch's allocator: tcmalloc preloaded (its recommended set-up, the default) or glibc's")
     ap.add_argument("--json", metavar="FILE", help="write all numbers to FILE")
     args = ap.parse_args()
     if min(args.threads, args.batch, args.infer_batch, args.repeats, args.rounds) < 1:
@@ -245,6 +310,8 @@ def main():
     info = machine(args.threads)
     print(f"machine: {info['cpu']}, {info['cores']} cores; PyTorch {info['torch']}; {args.threads} threads; "
           f"batch {args.batch}, inference batch {args.infer_batch}, {args.repeats} repeats, {args.rounds} rounds")
+    print(f"PyTorch set-up: {torch_setup(args)}")
+    print(f"Kiln set-up: {args.kiln} bench --threads {args.threads} (its own allocator settings, no LD_PRELOAD)")
     if args.peak_gflops is None:
         args.peak_gflops = measure_peak(args.threads)
         if args.peak_gflops:
