@@ -92,18 +92,13 @@ Member member(const CompiledModel &m) {
     return out;
 }
 
-// The compiled network a file describes: the same name and the same architecture.
+// The compiled network a file describes: the one compiled in with the same name
+// and architecture, else the file compiled on demand (network_cache.h).
 CompiledModel compiled_for_file(const std::string &file) {
     const model::Network net = model::load_network(file);
     for (const CompiledModel &m : compiled_models())
-        if (m.net().name == net.name) {
-            if (m.net().hash() != net.hash())
-                throw StudyError(file + ": error: network '" + net.name +
-                                 "' differs from the one compiled into kiln; rebuild (bash scripts/build.sh)");
-            return m;
-        }
-    throw StudyError(file + ": error: network '" + net.name +
-                     "' is not compiled into kiln: put the file in networks/study/ and rebuild (bash scripts/build.sh)");
+        if (m.net().name == net.name && m.net().hash() == net.hash()) return m;
+    return find_model(file);
 }
 
 CompiledModel compiled_by_name(const std::string &name, const std::string &plan_path) {

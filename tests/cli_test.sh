@@ -69,6 +69,35 @@ for n in lenet5 vgg-mini logistic mlp; do
     grep -q "^$n " "$tmp/out" || { failed=$((failed + 1)); echo "FAIL: kiln list lacks $n"; }
 done
 
+# A network file outside the repository, compiled on demand into a cache: the first
+# command compiles (one progress line on stderr), the next loads the cache.
+export KILN_CACHE="$tmp/cache"
+mkdir "$tmp/user"
+sed 's/name = "lenet5"/name = "mynet"/; s/filters = 6/filters = 8/' "$networks/lenet5.toml" >"$tmp/user/mynet.toml"
+"$kiln" train "$tmp/user/mynet.toml" --epochs 1 --limit-train 1000 --limit-test 300 --no-progress --data "$mnist" \
+    --out "$tmp/user/run" >"$tmp/out" 2>"$tmp/err"
+if [ $? -eq 0 ] && grep -Eq "^compiling .*mynet.toml: forward, train, features \.\.\. [0-9.]+ s$" "$tmp/err" &&
+    grep -q "test accuracy" "$tmp/out"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: train a network file (stderr: $(head -c 400 "$tmp/err"))"; fi
+expect "eval: a network file, from the cache" 0 "" -- "$kiln" eval "$tmp/user/mynet.toml" \
+    --checkpoint "$tmp/user/run/checkpoint.safetensors" --data "$mnist" --limit-test 300
+expect "build: a cached file compiles nothing" 0 "" -- "$kiln" build "$tmp/user/mynet.toml"
+# A damaged library in the cache is rebuilt, not loaded.
+for lib in "$KILN_CACHE"/mynet-*/lib.so; do : >"$lib"; done
+"$kiln" build "$tmp/user/mynet.toml" >"$tmp/out" 2>"$tmp/err"
+if [ $? -eq 0 ] && grep -q "^compiling" "$tmp/err"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: a damaged cache entry is not rebuilt ($(head -c 300 "$tmp/err"))"; fi
+cp "$tmp/syntax.toml" "$tmp/user/broken.toml"
+expect "build: a bad network file, before compiling" 1 "broken.toml:8:[0-9]+: error:" -- "$kiln" build "$tmp/user/broken.toml"
+printf '[schedule]\nconv_channel_block = "eight"\n' >"$tmp/user/mynet.schedule.toml"
+expect "build: a bad schedule file beside it" 1 "mynet.schedule.toml:2:[0-9]+: error:" -- "$kiln" build "$tmp/user/mynet.toml"
+rm "$tmp/user/mynet.schedule.toml"
+expect "build: a name, not a file" 2 "build takes a network file" -- "$kiln" build lenet5
+expect "train: --schedule for a compiled-in network" 2 "--schedule applies to a network file" -- "$kiln" train lenet5 --schedule x.toml
+: >"$tmp/notadir"
+KILN_CACHE="$tmp/notadir/cache" expect "build: a cache that cannot be made" 1 "notadir/cache: error: cannot create the cache folder" -- "$kiln" build "$tmp/user/mynet.toml"
+unset KILN_CACHE
+
 # The study: bad flags and files, then a tiny real study with its report.
 printf 'networks = 1\n' > "$tmp/plan.toml"
 expect "study: bad --seeds" 2 "--seeds" -- "$kiln" study --seeds 0
