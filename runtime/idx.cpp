@@ -71,6 +71,9 @@ std::string gzip_problem(const char *zlib_message) {
 struct Inflater {
     z_stream z{};
     bool ok = inflateInit2(&z, 16 + MAX_WBITS) == Z_OK;  // 16 +: the gzip wrapper only
+    Inflater() = default;
+    Inflater(const Inflater &) = delete;  // zlib's state points back at z
+    Inflater &operator=(const Inflater &) = delete;
     ~Inflater() {
         if (ok) inflateEnd(&z);
     }
