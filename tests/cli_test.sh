@@ -110,5 +110,48 @@ for f in study.json results.csv curves.csv probes.csv report.md inspect/conv1-de
     [ -s "$tmp/study/$f" ] || { failed=$((failed + 1)); echo "FAIL: tiny study lacks $f"; }
 done
 
+# Gzipped data: the MNIST checkpoint scores the same on gzipped test files as on plain ones.
+mkdir "$tmp/mnist-gz"
+for f in t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do gzip -c "$mnist/$f" >"$tmp/mnist-gz/$f.gz"; done
+expect "eval: gzipped test files" 0 "" -- "$kiln" eval lenet5 --checkpoint "$tmp/run/checkpoint.safetensors" --data "$tmp/mnist-gz" --limit-test 1000 --json
+gz_accuracy=$(grep -Eo '"accuracy":[0-9.e-]+' "$tmp/out" | cut -d: -f2)
+[ -n "$gz_accuracy" ] && [ "$gz_accuracy" = "$json_accuracy" ] ||
+    { failed=$((failed + 1)); echo "FAIL: eval on gzipped files ($gz_accuracy) differs from plain ($json_accuracy)"; }
+head -c 100000 "$tmp/mnist-gz/t10k-images-idx3-ubyte.gz" >"$tmp/t10k-images-idx3-ubyte.gz"
+mkdir "$tmp/cut-gz" && cp "$tmp/t10k-images-idx3-ubyte.gz" "$tmp/mnist-gz/t10k-labels-idx1-ubyte.gz" "$tmp/cut-gz/"
+expect "eval: truncated gzip file" 1 "cut-gz/t10k-images-idx3-ubyte.gz: error: gzip stream truncated" -- \
+    "$kiln" eval lenet5 --checkpoint "$tmp/run/checkpoint.safetensors" --data "$tmp/cut-gz"
+
+# Fashion-MNIST (Debian's dataset-fashion-mnist, installed by scripts/install-deps.sh): gzipped
+# files, a short run that must learn, eval agreeing with it, a tiny study naming the classes.
+fashion=/usr/share/datasets/fashion-mnist
+if [ ! -s "$fashion/t10k-labels-idx1-ubyte.gz" ]; then
+    failed=$((failed + 1)); echo "FAIL: $fashion lacks Fashion-MNIST: install dataset-fashion-mnist (bash scripts/install-deps.sh)"
+else
+    expect "fashion: short run" 0 "" -- "$kiln" train lenet5 --epochs 1 --limit-train 3000 --limit-test 1000 --no-progress \
+        --data "$fashion" --out "$tmp/fashion-run"
+    fashion_line=$(grep -Eo 'test accuracy [0-9.]+%' "$tmp/out")
+    fashion_percent=$(echo "$fashion_line" | grep -Eo '[0-9.]+')
+    # Chance is 10%; one epoch on 3,000 images reached 74.00% when this was written.
+    awk -v a="${fashion_percent:-0}" 'BEGIN { exit !(a >= 60) }' ||
+        { failed=$((failed + 1)); echo "FAIL: lenet5 on Fashion-MNIST did not learn ($fashion_line)"; }
+    expect "fashion: eval json" 0 "" -- "$kiln" eval lenet5 --checkpoint "$tmp/fashion-run/checkpoint.safetensors" \
+        --data "$fashion" --limit-test 1000 --json
+    fashion_json=$(grep -Eo '"accuracy":[0-9.e-]+' "$tmp/out" | cut -d: -f2)
+    [ -n "$fashion_json" ] && [ "$(awk -v a="$fashion_json" 'BEGIN { printf "test accuracy %.2f%%", 100 * a }')" = "$fashion_line" ] ||
+        { failed=$((failed + 1)); echo "FAIL: fashion eval --json ($fashion_json) disagrees with train ($fashion_line)"; }
+    expect "fashion: tiny study" 0 "" -- "$kiln" study "$networks/study/conv1-dense1.toml" --epochs 1 --seeds 1 \
+        --limit-train 500 --limit-test 200 --no-progress --data "$fashion" --out "$tmp/fashion-study"
+    grep -q '"name": "Fashion-MNIST"' "$tmp/fashion-study/study.json" ||
+        { failed=$((failed + 1)); echo "FAIL: fashion study.json does not name Fashion-MNIST"; }
+    grep -q '"Ankle boot"' "$tmp/fashion-study/inspect/conv1-dense1.json" ||
+        { failed=$((failed + 1)); echo "FAIL: fashion inspect file lacks the class names"; }
+    grep -q "^- Data: Fashion-MNIST, 500 training images" "$tmp/fashion-study/report.md" ||
+        { failed=$((failed + 1)); echo "FAIL: fashion report does not name its data"; }
+    expect "study: MNIST folder refused for Fashion-MNIST" 1 "study.json: error: this folder holds a study with other settings" -- \
+        "$kiln" study "$networks/study/conv0-dense0.toml" "$networks/study/conv1-dense1.toml" \
+        --epochs 1 --seeds 1 --limit-train 500 --limit-test 200 --no-progress --data "$fashion" --out "$tmp/study"
+fi
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
