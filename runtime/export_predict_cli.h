@@ -1,7 +1,9 @@
-// The `kiln export` subcommand: its flags and its body (main.cpp registers it).
+// The `kiln export` and `kiln predict` subcommands: their flags and their bodies
+// (main.cpp registers them).
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -13,5 +15,15 @@ struct ExportArgs {
 CLI::App *add_export_command(CLI::App &app, ExportArgs &a);
 // Writes the checkpoint's network as an ONNX model (onnx_export.h).
 int cmd_export(const ExportArgs &a);
+
+struct PredictArgs {
+    std::string network, checkpoint;
+    std::vector<std::string> images;
+    bool json = false;
+};
+CLI::App *add_predict_command(CLI::App &app, PredictArgs &a);
+// Prints each image's digit; 1 if any image could not be used (the others are
+// still classified).
+int cmd_predict(const PredictArgs &a);
 
 }  // namespace kiln

@@ -262,6 +262,8 @@ int run(int argc, char **argv) {
 
     ExportArgs x;
     add_export_command(app, x);
+    PredictArgs p;
+    add_predict_command(app, p);
 
     StudyOptions study;
     study.plan_path = std::string(KILN_SOURCE_DIR) + "/networks/study/study.toml";
@@ -291,6 +293,7 @@ int run(int argc, char **argv) {
     if (app.got_subcommand("train")) return cmd_train(t);
     if (app.got_subcommand("bench")) return cmd_bench(b);
     if (app.got_subcommand("export")) return cmd_export(x);
+    if (app.got_subcommand("predict")) return cmd_predict(p);
     if (app.got_subcommand("study")) {
         study.progress = !study_no_progress;
         return cmd_study(study, study_data, study_no_report, argc, argv);

