@@ -17,6 +17,7 @@
 #include "bench.h"
 #include "checkpoint.h"
 #include "compiled.h"
+#include "export_predict_cli.h"
 #include "idx.h"
 #include "network_cache.h"
 #include "study.h"
@@ -292,6 +293,11 @@ int run(int argc, char **argv) {
     tune_cmd->add_option("--repeats", tune_repeats, "Timed repetitions per candidate")->check(CLI::Range(1, 1000))->capture_default_str();
     tune_cmd->add_option("--threads", tune_threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
 
+    ExportArgs x;
+    add_export_command(app, x);
+    PredictArgs p;
+    add_predict_command(app, p);
+
     StudyOptions study;
     study.plan_path = std::string(KILN_SOURCE_DIR) + "/networks/study/study.toml";
     DataOptions study_data;
@@ -320,6 +326,8 @@ int run(int argc, char **argv) {
     if (app.got_subcommand("build")) return cmd_build(build_file, build_schedule);
     if (app.got_subcommand("train")) return cmd_train(t);
     if (app.got_subcommand("bench")) return cmd_bench(b);
+    if (app.got_subcommand("export")) return cmd_export(x);
+    if (app.got_subcommand("predict")) return cmd_predict(p);
     if (app.got_subcommand("study")) {
         study.progress = !study_no_progress;
         return cmd_study(study, study_data, study_no_report, argc, argv);

