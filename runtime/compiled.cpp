@@ -220,6 +220,64 @@ void CompiledModel::features(const float *params, const float *images, int n, fl
     check(entry_.features(p, x, f), net_, "features");
 }
 
+#ifndef KILN_TARGETS
+#define KILN_TARGETS "host"
+#endif
+
+std::vector<std::string> pipeline_targets() {
+    std::vector<std::string> targets;
+    std::string all = KILN_TARGETS;
+    for (size_t start = 0; start <= all.size();) {
+        const size_t end = std::min(all.find(',', start), all.size());
+        targets.push_back(all.substr(start, end - start));
+        start = end + 1;
+    }
+    return targets;
+}
+
+namespace {
+
+// The CPU features a Halide x86 target names that this CPU lacks ("" if none).
+std::string missing_features(const std::string &target) {
+    __builtin_cpu_init();
+    struct Need {
+        const char *feature;
+        bool present;
+    };
+    const Need needs[] = {
+        {"sse41", bool(__builtin_cpu_supports("sse4.1"))},
+        {"avx", bool(__builtin_cpu_supports("avx"))},
+        {"avx2", bool(__builtin_cpu_supports("avx2"))},
+        {"fma", bool(__builtin_cpu_supports("fma"))},
+        {"f16c", bool(__builtin_cpu_supports("avx"))},  // every AVX CPU kiln targets has F16C (no builtin for it)
+        {"avx512", __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd")},
+        {"avx512_skylake", __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+                               __builtin_cpu_supports("avx512dq")},
+    };
+    std::string missing;
+    const std::string dashed = target + "-";
+    for (const Need &n : needs)
+        if (!n.present && dashed.find(std::string("-") + n.feature + "-") != std::string::npos)
+            missing += (missing.empty() ? "" : ", ") + std::string(n.feature);
+    return missing;
+}
+
+}  // namespace
+
+std::string pipeline_variant() {
+    for (const std::string &t : pipeline_targets())
+        if (t == "host" || missing_features(t).empty()) return t;
+    return "none";
+}
+
+void check_cpu_supported() {
+    const std::vector<std::string> targets = pipeline_targets();
+    if (pipeline_variant() == "none")
+        throw UsageError("kiln: error: unsupported CPU: it lacks " + missing_features(targets.back()) +
+                         ", which every compiled variant needs (compiled: the least is " + targets.back() +
+                         "; rebuild with -DKILN_TARGETS=host on this machine)");
+}
+
 std::vector<CompiledModel> compiled_models() {
     std::vector<CompiledModel> all;
     for (size_t i = 0; i < compiled_network_count; i++) all.emplace_back(compiled_networks[i]);

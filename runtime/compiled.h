@@ -66,6 +66,15 @@ inline int shard_begin(int n, int shards, int s) { return int(int64_t(s) * n / s
 void set_thread_count(int threads);
 int thread_count();
 
+// The Halide target of the pipelines that run on this CPU: the first of those
+// compiled in (KILN_TARGETS, best first) whose features the CPU has, as Halide's
+// multi-target dispatch picks it ("host": built for the build machine only).
+std::string pipeline_variant();
+// The targets compiled in, best first.
+std::vector<std::string> pipeline_targets();
+// Throws UsageError naming what is missing if this CPU can run none of them.
+void check_cpu_supported();
+
 // Every compiled network, in table order.
 std::vector<CompiledModel> compiled_models();
 // The compiled network with this name; UsageError naming the ones there are if

@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "HalideRuntime.h"
@@ -58,6 +59,7 @@ void set_threads(int threads) {
 }
 
 int cmd_list() {
+    fmt::print("pipelines: {} (compiled for: {})\n", pipeline_variant(), fmt::join(pipeline_targets(), ", "));
     fmt::print("{:<16} {:>12} {:>14}  {}\n", "network", "parameters", "MFLOPs/image", "description");
     for (const CompiledModel &m : compiled_models()) {
         const model::Network &n = m.net();
@@ -162,6 +164,7 @@ int cmd_bench(const BenchArgs &a) {
                             {"infer_batch", a.opts.infer_batch},
                             {"threads", threads},
                             {"shards", model.shards()},
+                            {"variant", pipeline_variant()},
                             {"repeats", a.opts.repeats},
                             {"train_images_per_s", r.train_images_per_s},
                             {"infer_images_per_s", r.infer_images_per_s},
@@ -362,6 +365,7 @@ void restart_with_huge_pages(char **argv) {
 int main(int argc, char **argv) {
     restart_with_huge_pages(argv);
     try {
+        kiln::check_cpu_supported();  // before any pipeline runs an instruction the CPU lacks
         return kiln::run(argc, argv);
     } catch (const kiln::UsageError &e) {
         std::cerr << e.what() << "\n";
