@@ -17,6 +17,7 @@
 #include "bench.h"
 #include "checkpoint.h"
 #include "compiled.h"
+#include "distributed.h"
 #include "idx.h"
 #include "study.h"
 #include "train.h"
@@ -79,7 +80,14 @@ struct TrainArgs {
     DataOptions data;
 };
 
-int cmd_train(const TrainArgs &a) {
+// Under mpirun, ranks on one machine share its cores unless --threads says otherwise.
+void set_threads(int threads, const MpiJob &job) {
+    if (threads == 0 && job.local_size() > 1)
+        threads = std::max(1, int(std::thread::hardware_concurrency()) / job.local_size());
+    set_threads(threads);
+}
+
+int cmd_train(const TrainArgs &a, const MpiJob &job) {
     const CompiledModel model = find_model(a.network);
     const model::Network &net = model.net();
     TrainOptions opts;
@@ -93,27 +101,49 @@ int cmd_train(const TrainArgs &a) {
     opts.out_dir = a.out.empty() ? "runs/" + net.name : a.out;
     opts.resume = a.resume;
     opts.progress = !a.no_progress;
-    set_threads(a.threads);
+    if (job.running()) opts.team = &job;
+    set_threads(a.threads, job);
 
-    const ImageSet train_set = load_images(a.data, true, net);
-    const ImageSet test_set = load_images(a.data, false, net);
+    // Under MPI every rank reads the data itself; a rank that cannot fails them all.
+    // (And a bad request, which every rank would refuse, is said once.)
+    ImageSet train_set, test_set;
+    auto load = [&] {
+        if (a.shards && *a.shards > opts.settings.batch)
+            throw UsageError(fmt::format("kiln: error: --shards {} exceeds the batch ({}): every shard needs an image",
+                                         *a.shards, opts.settings.batch));
+        train_set = load_images(a.data, true, net);
+        test_set = load_images(a.data, false, net);
+    };
+    if (opts.team)
+        opts.team->together(load);
+    else
+        load();
     const model::TrainSettings &s = opts.settings;
-    fmt::print("training {} ({} parameters, {:.2f} MFLOPs/image) on {} images, testing on {}: {} epochs, batch {}, "
-               "{} lr {} ({}) momentum {} weight decay {}, seed {}\n",
-               net.name, net.param_count, double(net.flops) / 1e6, train_set.count, test_set.count, s.epochs, s.batch,
-               s.optimizer, s.learning_rate, s.lr_schedule, s.momentum, s.weight_decay, s.seed);
-    if (s.augment.enabled())
-        fmt::print("augmenting: shift up to {} px, rotation up to {} degrees, scale within {}\n", s.augment.shift,
-                   s.augment.rotate, s.augment.scale);
-    if (s.validation > 0) fmt::print("holding out the last {} training images for validation\n", s.validation);
-    std::fflush(stdout);
+    if (job.rank() == 0) {
+        fmt::print("training {} ({} parameters, {:.2f} MFLOPs/image) on {} images, testing on {}: {} epochs, batch {}, "
+                   "{} lr {} ({}) momentum {} weight decay {}, seed {}\n",
+                   net.name, net.param_count, double(net.flops) / 1e6, train_set.count, test_set.count, s.epochs,
+                   s.batch, s.optimizer, s.learning_rate, s.lr_schedule, s.momentum, s.weight_decay, s.seed);
+        if (s.augment.enabled())
+            fmt::print("augmenting: shift up to {} px, rotation up to {} degrees, scale within {}\n", s.augment.shift,
+                       s.augment.rotate, s.augment.scale);
+        if (s.validation > 0) fmt::print("holding out the last {} training images for validation\n", s.validation);
+        if (job.running())
+            fmt::print("on {} MPI ranks with {} threads each: rank r computes shards r, r + {}, ... of {}\n",
+                       job.size(), thread_count(), job.size(), s.shards);
+        std::fflush(stdout);
+    }
     const TrainResult r = train(model, opts, train_set, test_set, std::cout);
+    if (job.rank() != 0) return 0;
     if (r.epochs == 0) {
         fmt::print("nothing to train: the checkpoint already holds {} epochs\n", s.epochs);
         return 0;
     }
     fmt::print("test accuracy {:.2f}% ({} of {}), loss {:.4f}; checkpoint {}/checkpoint.safetensors\n",
                100 * r.test.accuracy, r.test.correct, r.test.count, r.test.loss, opts.out_dir);
+    if (job.running())
+        fmt::print("MPI: rank 0 received {:.1f} MB in {:.2f} s of exchanges\n", job.shared_bytes() / 1e6,
+                   job.shared_seconds());
     return 0;
 }
 
@@ -212,7 +242,7 @@ int cmd_study(StudyOptions opts, const DataOptions &data, bool no_report, int ar
     return s.complete ? 0 : 1;
 }
 
-int run(int argc, char **argv) {
+int run(int argc, char **argv, const MpiJob &job) {
     CLI::App app{"kiln: ahead-of-time compiled trainers for convolutional networks described in TOML"};
     app.require_subcommand(1);
 
@@ -287,12 +317,16 @@ int run(int argc, char **argv) {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &err) {
         if (err.get_exit_code() == 0) return app.exit(err);  // --help
-        std::cerr << "kiln: error: " << err.what() << " (see kiln --help)\n";
-        return 2;
+        throw UsageError(std::string("kiln: error: ") + err.what() + " (see kiln --help)");
     }
+    // Ranks of an MPI job all run one command: the first thing they compare.
+    const std::string command = app.get_subcommands().front()->get_name();
+    if (job.size() > 1) job.check_same(fingerprint(command.data(), command.size()), "command (train, eval, ...)");
     if (app.got_subcommand("list")) return cmd_list();
     if (app.got_subcommand("check")) return cmd_check(check_file);
-    if (app.got_subcommand("train")) return cmd_train(t);
+    if (app.got_subcommand("train")) return cmd_train(t, job);
+    if (job.size() > 1 && !app.got_subcommand("list") && !app.got_subcommand("check") && !app.got_subcommand("eval"))
+        throw TeamError("kiln: error: under mpirun, kiln trains (`kiln train`); run the other commands without it", 2);
     if (app.got_subcommand("bench")) return cmd_bench(b);
     if (app.got_subcommand("study")) {
         study.progress = !study_no_progress;
@@ -327,13 +361,17 @@ void restart_with_huge_pages(char **argv) {
 
 int main(int argc, char **argv) {
     restart_with_huge_pages(argv);
+    kiln::MpiJob job(argc, argv);  // an MPI job's rank under mpirun, else a job of one that never calls MPI
+    int code = 0;
     try {
-        return kiln::run(argc, argv);
-    } catch (const kiln::UsageError &e) {
-        std::cerr << e.what() << "\n";
-        return 2;
+        code = kiln::run(argc, argv, job);
+    } catch (const kiln::TeamError &e) {  // raised on every rank alike: rank 0 says it
+        if (job.rank() == 0) std::cerr << e.what() << "\n";
+        code = e.exit_code;
     } catch (const std::exception &e) {  // bad input: the messages name the file
-        std::cerr << e.what() << "\n";
-        return 1;
+        code = dynamic_cast<const kiln::UsageError *>(&e) ? 2 : 1;
+        std::cerr << (job.rank() > 0 ? "rank " + std::to_string(job.rank()) + ": " : "") << e.what() << "\n";
+        if (job.size() > 1) job.abort(code);  // the other ranks may be waiting for this one
     }
+    return code;
 }

