@@ -64,6 +64,10 @@ void MpiJob::share(float *slots, int shards, size_t stride) const {
     for (int s = rank_, j = 0; s < shards; s += size_, j++)
         std::memcpy(send_.data() + size_t(j) * stride, slots + size_t(s) * stride, stride * sizeof(float));
     receive_.resize(total);
+    // Waiting for the slowest rank apart from moving the bytes: a barrier first.
+    MPI_Barrier(MPI_COMM_WORLD);
+    const auto arrived = std::chrono::steady_clock::now();
+    waited_seconds_ += std::chrono::duration<double>(arrived - start).count();
     MPI_Allgatherv(send_.data(), counts[size_t(rank_)], MPI_FLOAT, receive_.data(), counts.data(),
                    displacements.data(), MPI_FLOAT, MPI_COMM_WORLD);
     for (int q = 0; q < size_; q++) {
@@ -73,7 +77,8 @@ void MpiJob::share(float *slots, int shards, size_t stride) const {
             std::memcpy(slots + size_t(s) * stride, from + size_t(j) * stride, stride * sizeof(float));
     }
     shared_bytes_ += double(total - send_.size()) * sizeof(float);
-    shared_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    shares_++;
+    shared_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived).count();
 }
 
 void MpiJob::check_same(uint64_t hash, const std::string &what) const {

@@ -7,6 +7,7 @@
 // "Training on several processes (MPI)".
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ public:
     void together(const std::function<void()> &step) const override;
     double shared_bytes() const override { return shared_bytes_; }
     double shared_seconds() const override { return shared_seconds_; }
+    int64_t shares() const { return shares_; }  // calls of share(): training steps
+    // Seconds share() waited for the slowest rank (a barrier), apart from
+    // shared_seconds(), the exchange itself.
+    double waited_seconds() const { return waited_seconds_; }
 
     // Ends every process of the job now (MPI_Abort), after an error that this
     // process met alone: the others may be waiting for it.
@@ -44,7 +49,8 @@ private:
     bool running_ = false;
     int size_ = 1, rank_ = 0, local_size_ = 1;
     mutable std::vector<float> send_, receive_;
-    mutable double shared_bytes_ = 0, shared_seconds_ = 0;
+    mutable double shared_bytes_ = 0, shared_seconds_ = 0, waited_seconds_ = 0;
+    mutable int64_t shares_ = 0;
 };
 
 }  // namespace kiln

@@ -141,9 +141,12 @@ int cmd_train(const TrainArgs &a, const MpiJob &job) {
     }
     fmt::print("test accuracy {:.2f}% ({} of {}), loss {:.4f}; checkpoint {}/checkpoint.safetensors\n",
                100 * r.test.accuracy, r.test.correct, r.test.count, r.test.loss, opts.out_dir);
-    if (job.running())
-        fmt::print("MPI: rank 0 received {:.1f} MB in {:.2f} s of exchanges\n", job.shared_bytes() / 1e6,
-                   job.shared_seconds());
+    if (job.running() && job.shares() > 0) {
+        const double steps = double(job.shares());
+        fmt::print("MPI: rank 0 received {:.0f} KB per step in {:.2f} ms, after waiting {:.2f} ms for the slowest rank\n",
+                   job.shared_bytes() / 1e3 / steps, 1e3 * job.shared_seconds() / steps,
+                   1e3 * job.waited_seconds() / steps);
+    }
     return 0;
 }
 

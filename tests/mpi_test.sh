@@ -11,6 +11,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
 export KILN_DATA=$mnist
+export KILN_MPI_NO_CMA=1  # correctness here, on any machine: containers may forbid CMA (scripts/mpirun.sh)
 
 pass() { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
