@@ -7,7 +7,10 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -28,11 +31,48 @@ int shards_of(int rank, int size, int shards) { return rank < shards ? (shards -
 
 }  // namespace
 
+constexpr int kTaskTag = 12;
+
+// Rank 0's counter, and the thread that answers the other ranks' requests.
+struct MpiJob::TaskServer {
+    std::mutex mutex;
+    int64_t next = 0;
+    std::thread thread;
+
+    int64_t take(int64_t count) {
+        std::lock_guard<std::mutex> lock(mutex);
+        return next < count ? next++ : -1;
+    }
+    // Each request is the count; each answer a number, or -1 once a rank is done.
+    void serve(int others) {
+        while (others > 0) {
+            int waiting = 0;
+            MPI_Status status;
+            MPI_Iprobe(MPI_ANY_SOURCE, kTaskTag, MPI_COMM_WORLD, &waiting, &status);
+            if (!waiting) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                continue;
+            }
+            int64_t count = 0;
+            MPI_Recv(&count, 1, MPI_INT64_T, status.MPI_SOURCE, kTaskTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            const int64_t task = take(count);
+            MPI_Send(&task, 1, MPI_INT64_T, status.MPI_SOURCE, kTaskTag, MPI_COMM_WORLD);
+            if (task < 0) others--;
+        }
+    }
+};
+
 MpiJob::MpiJob(int &argc, char **&argv) {
     if (!launched_by_mpi()) return;
     // Only the main thread calls MPI; the shards' helper threads never do.
+    // Study tasks: rank 0's server thread calls MPI while its main thread trains
+    // without it (it calls MPI again only after tasks_done): serialized.
     int provided = 0;
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+    if (provided < MPI_THREAD_SERIALIZED) {
+        std::fprintf(stderr, "kiln: error: this MPI library cannot be called from two threads in turn\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     running_ = true;
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
@@ -43,6 +83,9 @@ MpiJob::MpiJob(int &argc, char **&argv) {
 }
 
 MpiJob::~MpiJob() {
+    // Rank 0 leaving while it still hands out tasks (an error): the others
+    // would wait for it, so end them all.
+    if (tasks_ && tasks_->thread.joinable()) abort(1);
     if (running_) MPI_Finalize();
 }
 
@@ -114,6 +157,24 @@ void MpiJob::together(const std::function<void()> &step) const {
     message.resize(size_t(length));
     MPI_Bcast(message.data(), length, MPI_CHAR, first, MPI_COMM_WORLD);
     throw TeamError(first == 0 ? message : fmt::format("rank {}: {}", first, message), codes[size_t(first)]);
+}
+
+int64_t MpiJob::next_task(int64_t count) const {
+    if (rank_ != 0) {
+        int64_t task = -1;
+        MPI_Send(&count, 1, MPI_INT64_T, 0, kTaskTag, MPI_COMM_WORLD);
+        MPI_Recv(&task, 1, MPI_INT64_T, 0, kTaskTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        return task;
+    }
+    if (!tasks_) {
+        tasks_ = std::make_unique<TaskServer>();
+        if (size_ > 1) tasks_->thread = std::thread([this] { tasks_->serve(size_ - 1); });
+    }
+    return tasks_->take(count);
+}
+
+void MpiJob::tasks_done() const {
+    if (tasks_ && tasks_->thread.joinable()) tasks_->thread.join();
 }
 
 void MpiJob::abort(int exit_code) const {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,15 @@ public:
     // shared_seconds(), the exchange itself.
     double waited_seconds() const { return waited_seconds_; }
 
+    // Hands out the numbers 0 .. count - 1 to the ranks as they ask, each number
+    // to one rank, then -1 (every rank passes the same count): the (network, seed)
+    // runs of a study, taken as ranks free up. Rank 0 serves the others from a
+    // thread of its own (polling every 2 ms) while it takes numbers itself.
+    int64_t next_task(int64_t count) const;
+    // Rank 0: returns when every rank has been told -1, so has finished its
+    // tasks. The others return at once.
+    void tasks_done() const;
+
     // Ends every process of the job now (MPI_Abort), after an error that this
     // process met alone: the others may be waiting for it.
     [[noreturn]] void abort(int exit_code) const;
@@ -51,6 +61,8 @@ private:
     mutable std::vector<float> send_, receive_;
     mutable double shared_bytes_ = 0, shared_seconds_ = 0, waited_seconds_ = 0;
     mutable int64_t shares_ = 0;
+    struct TaskServer;
+    mutable std::unique_ptr<TaskServer> tasks_;  // rank 0, from the first next_task
 };
 
 }  // namespace kiln

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <cerrno>
 #include <cstring>
@@ -234,7 +235,33 @@ int cmd_tune(const std::string &network, const std::vector<std::string> &extra) 
     throw std::runtime_error(tuner + ": error: cannot run: " + std::strerror(errno));
 }
 
-int cmd_study(StudyOptions opts, const DataOptions &data, bool no_report, int argc, char **argv) {
+// `kiln study --part K/N`: runs K, K + N, ... only, and no tables (a later run
+// without --part trains nothing again and writes them).
+void take_part(StudyOptions &opts, const std::string &part) {
+    int k = -1, n = 0;
+    char rest = 0;
+    if (std::sscanf(part.c_str(), "%d/%d%c", &k, &n, &rest) != 2 || n < 1 || k < 0 || k >= n)
+        throw UsageError("kiln: error: --part " + part + ": expected K/N with 0 <= K < N, e.g. 3/8");
+    auto next = std::make_shared<int64_t>(k);
+    opts.next_run = [next, n](int64_t runs) {
+        const int64_t run = *next < runs ? *next : -1;
+        *next += n;
+        return run;
+    };
+    opts.leader = false;
+}
+
+// Under mpirun the ranks take the study's runs as they free up; rank 0 writes
+// the tables and the report when all are done.
+int cmd_study(StudyOptions opts, const DataOptions &data, bool no_report, int argc, char **argv, const MpiJob &job) {
+    if (job.size() > 1 && opts.next_run)
+        throw TeamError("kiln: error: --part splits a study without mpirun; under mpirun the ranks share it", 2);
+    if (job.size() > 1) {
+        opts.next_run = [&job](int64_t runs) { return job.next_task(runs); };
+        opts.all_done = [&job] { job.tasks_done(); };
+        opts.leader = job.rank() == 0;
+        if (opts.threads == 0) opts.threads = std::max(1, int(std::thread::hardware_concurrency()) / job.local_size());
+    }
     opts.data_dir = data.dir;
     opts.limit_train = data.limit_train;
     opts.limit_test = data.limit_test;
@@ -242,6 +269,10 @@ int cmd_study(StudyOptions opts, const DataOptions &data, bool no_report, int ar
     opts.command = "kiln";
     for (int i = 1; i < argc; i++) opts.command += std::string(" ") + argv[i];
     const StudySummary s = run_study(opts, std::cout);
+    if (job.size() <= 1 && !opts.leader)
+        fmt::print("this part is done ({} runs); once every part is, the same command without --part writes the "
+                   "tables and the report\n",
+                   s.trained + s.skipped);
     return s.complete ? 0 : 1;
 }
 
@@ -314,6 +345,9 @@ int run(int argc, char **argv, const MpiJob &job) {
     study_cmd->add_option("--threads", study.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
     study_cmd->add_flag("--no-report", study_no_report, "Write the tables only, not report.md and its plots");
     study_cmd->add_flag("--no-progress", study_no_progress, "No progress bar");
+    std::string study_part;
+    study_cmd->add_option("--part", study_part,
+                          "K/N: only runs K, K + N, ... of the study (0 <= K < N; e.g. a Slurm array task), no tables");
     add_data_options(*study_cmd, study_data, true);
 
     try {
@@ -328,12 +362,15 @@ int run(int argc, char **argv, const MpiJob &job) {
     if (app.got_subcommand("list")) return cmd_list();
     if (app.got_subcommand("check")) return cmd_check(check_file);
     if (app.got_subcommand("train")) return cmd_train(t, job);
-    if (job.size() > 1 && !app.got_subcommand("list") && !app.got_subcommand("check") && !app.got_subcommand("eval"))
-        throw TeamError("kiln: error: under mpirun, kiln trains (`kiln train`); run the other commands without it", 2);
+    if (job.size() > 1 && (app.got_subcommand("bench") || app.got_subcommand("tune")))
+        throw TeamError("kiln: error: under mpirun, kiln trains and studies (`kiln train`, `kiln study`); run the "
+                        "other commands without it",
+                        2);
     if (app.got_subcommand("bench")) return cmd_bench(b);
     if (app.got_subcommand("study")) {
         study.progress = !study_no_progress;
-        return cmd_study(study, study_data, study_no_report, argc, argv);
+        if (!study_part.empty()) take_part(study, study_part);
+        return cmd_study(study, study_data, study_no_report, argc, argv, job);
     }
     if (app.got_subcommand("tune")) {
         std::vector<std::string> extra = {"--batch", std::to_string(tune_batch), "--repeats", std::to_string(tune_repeats)};

@@ -145,6 +145,15 @@ ImageSet slice(const ImageSet &set, int64_t first, int64_t count, size_t image_s
     return part;
 }
 
+// Training that diverged: with a team, the same error on every process (they
+// share the loss), which rank 0 alone reports.
+[[noreturn]] void diverged(const model::Network &net, int64_t epoch, float loss, const ShardTeam *team) {
+    const std::string message = fmt::format(
+        "{}: error: training diverged in epoch {} (loss is {}); try a lower learning rate", net.name, epoch, loss);
+    if (team) throw TeamError(message, 1);
+    throw std::runtime_error(message);
+}
+
 // Runs `step` here, or on every process of the team, failing on all if it fails on one.
 void run_together(const ShardTeam *team, const std::function<void()> &step) {
     if (team)
@@ -332,10 +341,7 @@ TrainResult train(const CompiledModel &compiled, const TrainOptions &opts, const
             const uint32_t dropout_seed = uint32_t(make_rng(uint64_t(s.seed), kDropoutStream, uint64_t(step)).next());
             const float loss = model.train_step(trained.data(), batch_pixels.data(), batch_labels.data(), n,
                                                 scores.data(), grad.data(), dropout_seed);
-            if (!std::isfinite(loss))  // the same loss on every process of a team
-                throw TeamError(fmt::format(
-                    "{}: error: training diverged in epoch {} (loss is {}); try a lower learning rate", net.name,
-                    epoch, loss), 1);
+            if (!std::isfinite(loss)) diverged(net, epoch, loss, opts.team);
             loss_sum += double(loss) * n;
             for (int i = 0; i < n; i++) correct += argmax(scores.data() + size_t(i) * classes, classes) == batch_labels[size_t(i)];
             const double lr = plateau ? plateau_lr.lr() : learning_rate_at(s, step, steps_per_epoch);

@@ -4,7 +4,8 @@
 # lenet5 and batchnorm); bad input on any rank ends the job with kiln's one line
 # and a non-zero exit; a rank killed mid-run ends the job within seconds, leaves
 # the last checkpoint whole, and --resume then finishes with the uninterrupted
-# run's weights. Usage: mpi_test.sh KILN MPIRUN_SH MNIST_DIR
+# run's weights; a study on 2 ranks writes one process's tables. Usage:
+# mpi_test.sh KILN MPIRUN_SH MNIST_DIR
 set -u
 kiln=$1 mpirun=$2 mnist=$3
 tmp=$(mktemp -d)
@@ -106,6 +107,35 @@ else
     fail "killed rank: no rank 1 to kill (job $job: $(tail -c 600 "$tmp/killed.log"))"
     kill "$job" 2>/dev/null
 fi
+
+# A study on 2 ranks: the runs handed out as ranks free up; the tables and
+# inspections equal one process's but for the timing columns; run again, it
+# trains nothing.
+networks=$(cd "$(dirname "$0")/../networks/study" && pwd)
+study=("$networks/conv0-dense0.toml" "$networks/conv1-dense1.toml" "$networks/conv0-dense1.toml" --epochs 1
+       --seeds 2 --limit-train 500 --limit-test 200 --no-progress --no-report)
+timeout 300 "$kiln" study "${study[@]}" --threads 2 --out "$tmp/study1" >"$tmp/study1.log" 2>&1 || fail "study, one process ($(tail -c 600 "$tmp/study1.log"))"
+timeout 300 "$mpirun" -np 2 "$kiln" study "${study[@]}" --out "$tmp/study2" >"$tmp/study2.log" 2>&1 || fail "study, 2 ranks ($(tail -c 600 "$tmp/study2.log"))"
+same "study: results.csv but train_seconds" <(cut -d, -f1-7,9- "$tmp/study1/results.csv") <(cut -d, -f1-7,9- "$tmp/study2/results.csv")
+same "study: curves.csv but images_per_s" <(cut -d, -f1-7 "$tmp/study1/curves.csv") <(cut -d, -f1-7 "$tmp/study2/curves.csv")
+for f in probes.csv inspect/conv0-dense0.json inspect/conv1-dense1.json inspect/conv0-dense1.json; do
+    same "study: $f" "$tmp/study1/$f" "$tmp/study2/$f"
+done
+if [ "$(wc -l <"$tmp/study2/results.csv")" -eq 7 ]; then pass; else fail "study: results.csv of 2 ranks lacks rows"; fi
+timeout 300 "$mpirun" -np 2 "$kiln" study "${study[@]}" --out "$tmp/study2" >"$tmp/study2b.log" 2>&1 || fail "study, 2 ranks, again"
+if [ "$(grep -c "done before" "$tmp/study2b.log")" -eq 6 ]; then pass; else fail "study again on 2 ranks trained something ($(head -c 600 "$tmp/study2b.log"))"; fi
+
+# The same study in three parts (as Slurm array tasks would run it), then once
+# whole to write the tables: one process's tables again.
+for k in 0 1 2; do
+    timeout 300 "$kiln" study "${study[@]}" --threads 1 --part "$k/3" --out "$tmp/study3" >"$tmp/study3.log" 2>&1 || fail "study --part $k/3"
+done
+[ ! -e "$tmp/study3/results.csv" ] && pass || fail "study --part wrote tables"
+timeout 300 "$kiln" study "${study[@]}" --out "$tmp/study3" >"$tmp/study3.log" 2>&1 || fail "study after its parts"
+if [ "$(grep -c "done before" "$tmp/study3.log")" -eq 6 ]; then pass; else fail "study after its parts trained something"; fi
+same "study in parts: results.csv but train_seconds" <(cut -d, -f1-7,9- "$tmp/study1/results.csv") <(cut -d, -f1-7,9- "$tmp/study3/results.csv")
+same "study in parts: probes.csv" "$tmp/study1/probes.csv" "$tmp/study3/probes.csv"
+expect "study --part beyond N" 2 "--part 3/3: expected K/N" -- "$kiln" study "${study[@]}" --part 3/3 --out "$tmp/study3"
 
 echo "mpi tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
