@@ -88,9 +88,8 @@ void set_threads(int threads, const MpiJob &job) {
     set_threads(threads);
 }
 
-int cmd_train(const TrainArgs &a, const MpiJob &job) {
-    const CompiledModel model = find_model(a.network);
-    const model::Network &net = model.net();
+// The network's [train] settings with the command line's overrides.
+TrainOptions train_options(const TrainArgs &a, const model::Network &net, const MpiJob &job) {
     TrainOptions opts;
     opts.settings = net.train;
     if (a.epochs) opts.settings.epochs = *a.epochs;
@@ -103,42 +102,29 @@ int cmd_train(const TrainArgs &a, const MpiJob &job) {
     opts.resume = a.resume;
     opts.progress = !a.no_progress;
     if (job.running()) opts.team = &job;
-    set_threads(a.threads, job);
+    return opts;
+}
 
-    // Under MPI every rank reads the data itself; a rank that cannot fails them all.
-    // (And a bad request, which every rank would refuse, is said once.)
-    ImageSet train_set, test_set;
-    auto load = [&] {
-        if (a.shards && *a.shards > opts.settings.batch)
-            throw UsageError(fmt::format("kiln: error: --shards {} exceeds the batch ({}): every shard needs an image",
-                                         *a.shards, opts.settings.batch));
-        train_set = load_images(a.data, true, net);
-        test_set = load_images(a.data, false, net);
-    };
-    if (opts.team)
-        opts.team->together(load);
-    else
-        load();
-    const model::TrainSettings &s = opts.settings;
-    if (job.rank() == 0) {
-        fmt::print("training {} ({} parameters, {:.2f} MFLOPs/image) on {} images, testing on {}: {} epochs, batch {}, "
-                   "{} lr {} ({}) momentum {} weight decay {}, seed {}\n",
-                   net.name, net.param_count, double(net.flops) / 1e6, train_set.count, test_set.count, s.epochs,
-                   s.batch, s.optimizer, s.learning_rate, s.lr_schedule, s.momentum, s.weight_decay, s.seed);
-        if (s.augment.enabled())
-            fmt::print("augmenting: shift up to {} px, rotation up to {} degrees, scale within {}\n", s.augment.shift,
-                       s.augment.rotate, s.augment.scale);
-        if (s.validation > 0) fmt::print("holding out the last {} training images for validation\n", s.validation);
-        if (job.running())
-            fmt::print("on {} MPI ranks with {} threads each: rank r computes shards r, r + {}, ... of {}\n",
-                       job.size(), thread_count(), job.size(), s.shards);
-        std::fflush(stdout);
-    }
-    const TrainResult r = train(model, opts, train_set, test_set, std::cout);
-    if (job.rank() != 0) return 0;
+void print_plan(const model::Network &net, const model::TrainSettings &s, const ImageSet &train_set,
+                const ImageSet &test_set, const MpiJob &job) {
+    fmt::print("training {} ({} parameters, {:.2f} MFLOPs/image) on {} images, testing on {}: {} epochs, batch {}, "
+               "{} lr {} ({}) momentum {} weight decay {}, seed {}\n",
+               net.name, net.param_count, double(net.flops) / 1e6, train_set.count, test_set.count, s.epochs, s.batch,
+               s.optimizer, s.learning_rate, s.lr_schedule, s.momentum, s.weight_decay, s.seed);
+    if (s.augment.enabled())
+        fmt::print("augmenting: shift up to {} px, rotation up to {} degrees, scale within {}\n", s.augment.shift,
+                   s.augment.rotate, s.augment.scale);
+    if (s.validation > 0) fmt::print("holding out the last {} training images for validation\n", s.validation);
+    if (job.running())
+        fmt::print("on {} MPI ranks with {} threads each: rank r computes shards r, r + {}, ... of {}\n", job.size(),
+                   thread_count(), job.size(), s.shards);
+    std::fflush(stdout);
+}
+
+void print_outcome(const TrainResult &r, const TrainOptions &opts, const MpiJob &job) {
     if (r.epochs == 0) {
-        fmt::print("nothing to train: the checkpoint already holds {} epochs\n", s.epochs);
-        return 0;
+        fmt::print("nothing to train: the checkpoint already holds {} epochs\n", opts.settings.epochs);
+        return;
     }
     fmt::print("test accuracy {:.2f}% ({} of {}), loss {:.4f}; checkpoint {}/checkpoint.safetensors\n",
                100 * r.test.accuracy, r.test.correct, r.test.count, r.test.loss, opts.out_dir);
@@ -148,6 +134,29 @@ int cmd_train(const TrainArgs &a, const MpiJob &job) {
                    job.shared_bytes() / 1e3 / steps, 1e3 * job.shared_seconds() / steps,
                    1e3 * job.waited_seconds() / steps);
     }
+}
+
+int cmd_train(const TrainArgs &a, const MpiJob &job) {
+    const CompiledModel model = find_model(a.network);
+    const TrainOptions opts = train_options(a, model.net(), job);
+    set_threads(a.threads, job);
+    // Under MPI every rank reads the data itself; a rank that cannot fails them
+    // all, and a bad request, which every rank refuses, is said once.
+    ImageSet train_set, test_set;
+    auto load = [&] {
+        if (a.shards && *a.shards > opts.settings.batch)
+            throw UsageError(fmt::format("kiln: error: --shards {} exceeds the batch ({}): every shard needs an image",
+                                         *a.shards, opts.settings.batch));
+        train_set = load_images(a.data, true, model.net());
+        test_set = load_images(a.data, false, model.net());
+    };
+    if (opts.team)
+        opts.team->together(load);
+    else
+        load();
+    if (job.rank() == 0) print_plan(model.net(), opts.settings, train_set, test_set, job);
+    const TrainResult r = train(model, opts, train_set, test_set, std::cout);
+    if (job.rank() == 0) print_outcome(r, opts, job);
     return 0;
 }
 
