@@ -359,12 +359,20 @@ int run(int argc, char **argv, const MpiJob &job) {
                           "K/N: only runs K, K + N, ... of the study (0 <= K < N; e.g. a Slurm array task), no tables");
     add_data_options(*study_cmd, study_data, true);
 
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError &err) {
-        if (err.get_exit_code() == 0) return app.exit(err);  // --help
-        throw UsageError(std::string("kiln: error: ") + err.what() + " (see kiln --help)");
-    }
+    int help = -1;
+    auto parse = [&] {
+        try {
+            app.parse(argc, argv);
+        } catch (const CLI::ParseError &err) {
+            if (err.get_exit_code() != 0) throw UsageError(std::string("kiln: error: ") + err.what() + " (see kiln --help)");
+            help = app.exit(err);  // --help
+        }
+    };
+    if (job.running())
+        job.together(parse);  // a bad command line on some rank: one line, from rank 0
+    else
+        parse();
+    if (help >= 0) return help;
     // Ranks of an MPI job all run one command: the first thing they compare.
     const std::string command = app.get_subcommands().front()->get_name();
     if (job.size() > 1) job.check_same(fingerprint(command.data(), command.size()), "command (train, eval, ...)");

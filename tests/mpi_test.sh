@@ -64,6 +64,9 @@ same "bn-small, 4 ranks = one process" "$tmp/bn1/checkpoint.safetensors" "$tmp/b
 
 # Bad input: one line from kiln, a non-zero exit, never a hang.
 base="--limit-test 100 --epochs 1 --out $tmp/bad" args="--limit-test 100 --epochs 1 --out $tmp/bad --limit-train 100"
+expect "a bad flag" 2 "^kiln: error: .*--bogus" -- "$mpirun" -np 2 "$kiln" train lenet5 $args --bogus
+expect "a bad flag on rank 1" 2 "^rank 1: kiln: error: .*--bogus" -- \
+    "$mpirun" -np 1 "$kiln" train lenet5 $args : -np 1 "$kiln" train lenet5 $args --bogus
 expect "more ranks than shards" 2 "4 MPI ranks, but .* 2 shards" -- "$mpirun" -np 4 "$kiln" train lenet5 $args --shards 2
 expect "more shards than the batch" 2 "--shards 8 exceeds the batch \(4\)" -- "$mpirun" -np 2 "$kiln" train lenet5 $args --shards 8 --batch 4
 expect "ranks with other settings" 1 "rank 1 .* other training settings" -- \
