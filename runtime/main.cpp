@@ -263,9 +263,11 @@ void take_part(StudyOptions &opts, const std::string &part) {
 // Under mpirun the ranks take the study's runs as they free up; rank 0 writes
 // the tables and the report when all are done.
 int cmd_study(StudyOptions opts, const DataOptions &data, bool no_report, int argc, char **argv, const MpiJob &job) {
-    if (job.size() > 1 && opts.next_run)
-        throw TeamError("kiln: error: --part splits a study without mpirun; under mpirun the ranks share it", 2);
     if (job.size() > 1) {
+        job.together([&] {  // refused on any rank: said once, by rank 0
+            if (opts.next_run)
+                throw UsageError("kiln: error: --part splits a study without mpirun; under mpirun the ranks share it");
+        });
         opts.next_run = [&job](int64_t runs) { return job.next_task(runs); };
         opts.all_done = [&job] { job.tasks_done(); };
         opts.leader = job.rank() == 0;

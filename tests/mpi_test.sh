@@ -138,6 +138,8 @@ timeout 300 "$kiln" study "${study[@]}" --out "$tmp/study3" >"$tmp/study3.log" 2
 if [ "$(grep -c "done before" "$tmp/study3.log")" -eq 6 ]; then pass; else fail "study after its parts trained something"; fi
 same "study in parts: results.csv but train_seconds" <(cut -d, -f1-7,9- "$tmp/study1/results.csv") <(cut -d, -f1-7,9- "$tmp/study3/results.csv")
 same "study in parts: probes.csv" "$tmp/study1/probes.csv" "$tmp/study3/probes.csv"
+expect "study --part on rank 1 under mpirun" 2 "^rank 1: kiln: error: --part splits a study without mpirun" -- \
+    "$mpirun" -np 1 "$kiln" study "${study[@]}" --out "$tmp/study4" : -np 1 "$kiln" study "${study[@]}" --part 0/2 --out "$tmp/study4"
 expect "study --part beyond N" 2 "--part 3/3: expected K/N" -- "$kiln" study "${study[@]}" --part 3/3 --out "$tmp/study3"
 
 echo "mpi tests: $passed passed, $failed failed"
