@@ -7,16 +7,19 @@ namespace kiln {
 Warp random_warp(const model::AugmentSettings &s, Rng &rng) {
     auto symmetric = [&](double range) { return range > 0 ? (2 * rng.uniform() - 1) * range : 0.0; };
     const double angle = symmetric(s.rotate) * M_PI / 180;
-    const double zoom = 1 + symmetric(s.scale);
+    const double zoom_x = 1 + symmetric(s.scale);
     Warp w;
     w.shift_x = symmetric(s.shift);
     w.shift_y = symmetric(s.shift);
-    // Inverse of (rotate by angle, then zoom): rotate by -angle, divide by zoom.
-    const double c = std::cos(angle) / zoom, sn = std::sin(angle) / zoom;
-    w.a00 = c;
-    w.a01 = sn;
-    w.a10 = -sn;
-    w.a11 = c;
+    // Drawn last, so that the other draws are those of a warp with one zoom.
+    const double zoom_y = s.scale_per_axis ? 1 + symmetric(s.scale) : zoom_x;
+    // Inverse of (rotate by angle, then zoom each axis): divide by the zooms, then
+    // rotate by -angle: A = R(-angle) diag(1 / zoom_x, 1 / zoom_y).
+    const double c = std::cos(angle), sn = std::sin(angle);
+    w.a00 = c / zoom_x;
+    w.a01 = sn / zoom_y;
+    w.a10 = -sn / zoom_x;
+    w.a11 = c / zoom_y;
     return w;
 }
 

@@ -3,12 +3,14 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <iostream>
 #include <cstdlib>
 #include <optional>
 #include <thread>
 
 #include "HalideBuffer.h"
 #include "helper_thread.h"
+#include "network_cache.h"
 
 namespace kiln {
 namespace {
@@ -241,14 +243,19 @@ std::vector<CompiledModel> compiled_models() {
     return all;
 }
 
-CompiledModel find_model(const std::string &name) {
+CompiledModel find_model(const std::string &name, const std::string &schedule) {
+    if (names_a_file(name))
+        return CompiledModel(load_network_file(name, schedule.empty() ? schedule_beside(name) : schedule, std::cerr));
+    if (!schedule.empty())
+        throw UsageError("kiln: error: --schedule applies to a network file; '" + name +
+                         "' is compiled in with its own (schedules/)");
     std::string names;
     for (CompiledModel &m : compiled_models()) {
         if (m.net().name == name) return m;
         names += (names.empty() ? "" : ", ") + m.net().name;
     }
     throw UsageError("kiln: error: no network named '" + name + "' is compiled in (there are: " + names +
-                     "); `kiln check FILE.toml` validates any file");
+                     "); give a network file's path (NAME.toml) to compile one");
 }
 
 }  // namespace kiln

@@ -75,7 +75,9 @@ int thread_count();
 
 // Every compiled network, in table order.
 std::vector<CompiledModel> compiled_models();
-// The compiled network with this name; UsageError naming the ones there are if none.
-CompiledModel find_model(const std::string &name);
+// The compiled network with this name; UsageError naming the ones there are if
+// none. A name that is a file's path (NAME.toml, or with a '/') is compiled on
+// demand (network_cache.h) with `schedule`, by default the one beside it.
+CompiledModel find_model(const std::string &name, const std::string &schedule = "");
 
 }  // namespace kiln

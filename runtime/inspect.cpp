@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
@@ -23,13 +24,17 @@ struct Mistake {
 }  // namespace
 
 std::string inspection_json(const CompiledModel &model, const std::vector<float> &params, const ImageSet &test_set,
-                            int64_t seed, int64_t test_index, int worst) {
+                            const std::vector<std::string> &class_names, int64_t seed, int64_t test_index, int worst) {
     const model::Network &net = model.net();
     const int classes = int(net.input.classes);
+    if (int64_t(class_names.size()) != net.input.classes)
+        throw std::invalid_argument("inspection_json: " + std::to_string(class_names.size()) + " class names for " +
+                                    std::to_string(classes) + " classes");
     const int64_t image_size = net.input.shape().size();
     const float *image = test_set.pixels.data() + test_index * image_size;
     json out = {{"network", net.name}, {"seed", seed}, {"test_index", test_index},
-                {"label", test_set.labels[size_t(test_index)]}, {"image", slice(image, image_size)}};
+                {"label", test_set.labels[size_t(test_index)]}, {"class_names", class_names},
+                {"image", slice(image, image_size)}};
 
     std::vector<float> features(size_t(model::feature_count(net)));  // (f) one image
     model.features(params.data(), image, 1, features.data());

@@ -42,7 +42,7 @@ double learning_rate_at(const model::TrainSettings &s, int64_t step, int64_t ste
 }
 
 void Plateau::step(double metric) {
-    if (metric < best_ * (1 - kThreshold)) {
+    if (maximize_ ? metric > best_ * (1 + kThreshold) : metric < best_ * (1 - kThreshold)) {
         best_ = metric;
         bad_epochs_ = 0;
     } else {

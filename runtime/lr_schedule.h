@@ -23,9 +23,11 @@ namespace kiln {
 double learning_rate_at(const model::TrainSettings &s, int64_t step, int64_t steps_per_epoch);
 
 // ReduceLROnPlateau(mode="min", factor=lr_gamma, patience=lr_patience,
-// threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8), stepped
-// once per epoch with the validation loss. Its rule, as PyTorch's step(metric):
-//   if metric < best (1 - threshold): best = metric, bad_epochs = 0
+// threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=lr_min, eps=1e-8), stepped
+// once per epoch with the validation loss; with lr_monitor = "val_accuracy", mode="max"
+// stepped with the validation accuracy. Its rule, as PyTorch's step(metric):
+//   min: if metric < best (1 - threshold): best = metric, bad_epochs = 0
+//   max: if metric > best (1 + threshold): best = metric, bad_epochs = 0
 //   else bad_epochs += 1
 //   if bad_epochs > patience:
 //       new = max(lr factor, min_lr); if lr - new > eps: lr = new
@@ -37,13 +39,15 @@ public:
     static constexpr double kThreshold = 1e-4, kEps = 1e-8;
 
     explicit Plateau(const model::TrainSettings &s)
-        : factor_(s.lr_gamma), patience_(s.lr_patience), min_lr_(s.lr_min), lr_(s.learning_rate) {}
+        : maximize_(s.lr_monitor == "val_accuracy"), factor_(s.lr_gamma), patience_(s.lr_patience), min_lr_(s.lr_min),
+          lr_(s.learning_rate), best_(maximize_ ? -std::numeric_limits<double>::infinity()
+                                                : std::numeric_limits<double>::infinity()) {}
 
     double lr() const { return lr_; }
     double best() const { return best_; }
     int64_t bad_epochs() const { return bad_epochs_; }
 
-    // After an epoch, with that epoch's validation loss.
+    // After an epoch, with that epoch's validation loss (or accuracy: lr_monitor).
     void step(double metric);
 
     // "plateau_lr", "plateau_best", "plateau_bad_epochs": exact decimal round trips.
@@ -52,11 +56,12 @@ public:
     bool restore(const std::map<std::string, std::string> &metadata);
 
 private:
+    bool maximize_;
     double factor_;
     int64_t patience_;
     double min_lr_;
     double lr_;
-    double best_ = std::numeric_limits<double>::infinity();
+    double best_;
     int64_t bad_epochs_ = 0;
 };
 

@@ -19,7 +19,9 @@
 #include "checkpoint.h"
 #include "compiled.h"
 #include "distributed.h"
+#include "export_predict_cli.h"
 #include "idx.h"
+#include "network_cache.h"
 #include "study.h"
 #include "train.h"
 
@@ -73,7 +75,7 @@ int cmd_check(const std::string &file) {
 }
 
 struct TrainArgs {
-    std::string network, out, resume;
+    std::string network, schedule, out, resume;
     std::optional<int64_t> epochs, batch, seed, validation, shards;
     std::optional<double> lr;
     int threads = 0;
@@ -137,7 +139,7 @@ void print_outcome(const TrainResult &r, const TrainOptions &opts, const MpiJob 
 }
 
 int cmd_train(const TrainArgs &a, const MpiJob &job) {
-    const CompiledModel model = find_model(a.network);
+    const CompiledModel model = find_model(a.network, a.schedule);
     const TrainOptions opts = train_options(a, model.net(), job);
     set_threads(a.threads, job);
     // Under MPI every rank reads the data itself; a rank that cannot fails them
@@ -161,14 +163,14 @@ int cmd_train(const TrainArgs &a, const MpiJob &job) {
 }
 
 struct EvalArgs {
-    std::string network, checkpoint;
+    std::string network, schedule, checkpoint;
     bool json = false;
     int threads = 0;
     DataOptions data;
 };
 
 int cmd_eval(const EvalArgs &a) {
-    const CompiledModel model = find_model(a.network);
+    const CompiledModel model = find_model(a.network, a.schedule);
     set_threads(a.threads);
     const Checkpoint ck = load_checkpoint(a.checkpoint, model.net());
     const ImageSet test_set = load_images(a.data, false, model.net());
@@ -186,14 +188,14 @@ int cmd_eval(const EvalArgs &a) {
 }
 
 struct BenchArgs {
-    std::string network;
+    std::string network, schedule;
     BenchOptions opts;
     int shards = 0;  // 0: the network's [train] shards
     bool json = false;
 };
 
 int cmd_bench(const BenchArgs &a) {
-    CompiledModel model = find_model(a.network);
+    CompiledModel model = find_model(a.network, a.schedule);
     if (a.shards > 0) model.set_shards(a.shards);
     const BenchResult r = bench(model, a.opts);
     const int threads = thread_count();
@@ -225,17 +227,33 @@ int cmd_bench(const BenchArgs &a) {
     return 0;
 }
 
+// `kiln build FILE.toml`: compiles a network file into the cache, nothing else.
+int cmd_build(const std::string &file, const std::string &schedule) {
+    if (!names_a_file(file)) throw UsageError("kiln: error: build takes a network file (NAME.toml), got '" + file + "'");
+    const CompiledModel model = find_model(file, schedule);
+    fmt::print("{}: network '{}' compiled (cache: {})\n", file, model.net().name, cache_dir());
+    return 0;
+}
+
 // `kiln tune NETWORK`: runs kiln-tune, which sits beside this binary, on the
 // network's source file, writing schedules/<file stem>.toml in the source tree
-// (where the build looks for it).
+// (where the build looks for it), or, for a network file, <stem>.schedule.toml
+// beside it (where kiln looks for it).
 int cmd_tune(const std::string &network, const std::vector<std::string> &extra) {
-    const CompiledModel model = find_model(network);
     const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
     const std::string tuner = self.substr(0, self.find_last_of('/') + 1) + "kiln-tune";
-    const std::string file = std::string(KILN_SOURCE_DIR) + "/networks/" + model.entry().file;
-    std::vector<std::string> args = {tuner, file, "--out",
-                                     std::string(KILN_SOURCE_DIR) + "/schedules/" +
-                                         std::filesystem::path(model.entry().file).filename().string()};
+    std::string file, out;
+    if (names_a_file(network)) {
+        model::load_network(network);  // bad input first
+        const std::filesystem::path p(network);
+        file = network;
+        out = (p.parent_path() / (p.stem().string() + ".schedule.toml")).string();
+    } else {
+        const CompiledModel model = find_model(network);
+        file = std::string(KILN_SOURCE_DIR) + "/networks/" + model.entry().file;
+        out = std::string(KILN_SOURCE_DIR) + "/schedules/" + std::filesystem::path(model.entry().file).filename().string();
+    }
+    std::vector<std::string> args = {tuner, file, "--out", out};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char *> argv;
     for (std::string &a : args) argv.push_back(a.data());
@@ -297,9 +315,15 @@ int run(int argc, char **argv, const MpiJob &job) {
     CLI::App *check = app.add_subcommand("check", "Validate a network file and print its layer table");
     check->add_option("FILE", check_file, "A network TOML file")->required();
 
+    std::string build_file, build_schedule;
+    CLI::App *build = app.add_subcommand("build", "Compile a network file into the cache (other commands do it on first use)");
+    build->add_option("FILE", build_file, "A network TOML file")->required();
+    build->add_option("--schedule", build_schedule, "Schedule settings (default: STEM.schedule.toml beside FILE)");
+
     TrainArgs t;
     CLI::App *train_cmd = app.add_subcommand("train", "Train a compiled network on MNIST");
-    train_cmd->add_option("NETWORK", t.network, "Name of a compiled network (see `kiln list`)")->required();
+    train_cmd->add_option("NETWORK", t.network, "A compiled network's name (see `kiln list`) or a network file")->required();
+    train_cmd->add_option("--schedule", t.schedule, "Schedule settings for a network file (default: STEM.schedule.toml beside it)");
     train_cmd->add_option("--epochs", t.epochs, "Epochs (default: the network's [train] table)")->check(CLI::Range(int64_t(1), model::Limits::max_epochs));
     train_cmd->add_option("--batch", t.batch, "Images per training step")->check(CLI::Range(int64_t(1), model::Limits::max_batch));
     train_cmd->add_option("--lr", t.lr, "Learning rate")->check(CLI::PositiveNumber);
@@ -316,7 +340,8 @@ int run(int argc, char **argv, const MpiJob &job) {
 
     EvalArgs e;
     CLI::App *eval_cmd = app.add_subcommand("eval", "Evaluate a checkpoint on the MNIST test set");
-    eval_cmd->add_option("NETWORK", e.network, "Name of a compiled network")->required();
+    eval_cmd->add_option("NETWORK", e.network, "A compiled network's name or a network file")->required();
+    eval_cmd->add_option("--schedule", e.schedule, "Schedule settings for a network file (default: STEM.schedule.toml beside it)");
     eval_cmd->add_option("--checkpoint", e.checkpoint, "A checkpoint written by `kiln train`")->required();
     eval_cmd->add_flag("--json", e.json, "Print one JSON object");
     eval_cmd->add_option("--threads", e.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
@@ -324,7 +349,8 @@ int run(int argc, char **argv, const MpiJob &job) {
 
     BenchArgs b;
     CLI::App *bench_cmd = app.add_subcommand("bench", "Time the training step, inference and batch-1 latency");
-    bench_cmd->add_option("NETWORK", b.network, "Name of a compiled network")->required();
+    bench_cmd->add_option("NETWORK", b.network, "A compiled network's name or a network file")->required();
+    bench_cmd->add_option("--schedule", b.schedule, "Schedule settings for a network file (default: STEM.schedule.toml beside it)");
     bench_cmd->add_option("--batch", b.opts.batch, "Images per training step")->check(CLI::Range(1, 65536))->capture_default_str();
     bench_cmd->add_option("--infer-batch", b.opts.infer_batch, "Images per inference call")->check(CLI::Range(1, 65536))->capture_default_str();
     bench_cmd->add_option("--repeats", b.opts.repeats, "Timed repetitions")->check(CLI::Range(1, 100000))->capture_default_str();
@@ -337,10 +363,15 @@ int run(int argc, char **argv, const MpiJob &job) {
     int tune_batch = 64, tune_repeats = 15, tune_threads = 0;
     CLI::App *tune_cmd = app.add_subcommand(
         "tune", "Search schedule settings for this machine; writes schedules/NETWORK.toml for the next build");
-    tune_cmd->add_option("NETWORK", tune_network, "Name of a compiled network")->required();
+    tune_cmd->add_option("NETWORK", tune_network, "A compiled network's name or a network file")->required();
     tune_cmd->add_option("--batch", tune_batch, "Training batch to tune for")->check(CLI::Range(1, 4096))->capture_default_str();
     tune_cmd->add_option("--repeats", tune_repeats, "Timed repetitions per candidate")->check(CLI::Range(1, 1000))->capture_default_str();
     tune_cmd->add_option("--threads", tune_threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+
+    ExportArgs x;
+    add_export_command(app, x);
+    PredictArgs p;
+    add_predict_command(app, p);
 
     StudyOptions study;
     study.plan_path = std::string(KILN_SOURCE_DIR) + "/networks/study/study.toml";
@@ -378,14 +409,19 @@ int run(int argc, char **argv, const MpiJob &job) {
     // Ranks of an MPI job all run one command: the first thing they compare.
     const std::string command = app.get_subcommands().front()->get_name();
     if (job.size() > 1) job.check_same(fingerprint(command.data(), command.size()), "command (train, eval, ...)");
-    if (app.got_subcommand("list")) return cmd_list();
-    if (app.got_subcommand("check")) return cmd_check(check_file);
-    if (app.got_subcommand("train")) return cmd_train(t, job);
-    if (job.size() > 1 && (app.got_subcommand("bench") || app.got_subcommand("tune")))
+    const bool under_mpi = command == "train" || command == "study" || command == "list" || command == "check" ||
+                           command == "eval";
+    if (job.size() > 1 && !under_mpi)
         throw TeamError("kiln: error: under mpirun, kiln trains and studies (`kiln train`, `kiln study`); run the "
                         "other commands without it",
                         2);
+    if (app.got_subcommand("list")) return cmd_list();
+    if (app.got_subcommand("check")) return cmd_check(check_file);
+    if (app.got_subcommand("build")) return cmd_build(build_file, build_schedule);
+    if (app.got_subcommand("train")) return cmd_train(t, job);
     if (app.got_subcommand("bench")) return cmd_bench(b);
+    if (app.got_subcommand("export")) return cmd_export(x);
+    if (app.got_subcommand("predict")) return cmd_predict(p);
     if (app.got_subcommand("study")) {
         study.progress = !study_no_progress;
         if (!study_part.empty()) take_part(study, study_part);

@@ -92,18 +92,13 @@ Member member(const CompiledModel &m) {
     return out;
 }
 
-// The compiled network a file describes: the same name and the same architecture.
+// The compiled network a file describes: the one compiled in with the same name
+// and architecture, else the file compiled on demand (network_cache.h).
 CompiledModel compiled_for_file(const std::string &file) {
     const model::Network net = model::load_network(file);
     for (const CompiledModel &m : compiled_models())
-        if (m.net().name == net.name) {
-            if (m.net().hash() != net.hash())
-                throw StudyError(file + ": error: network '" + net.name +
-                                 "' differs from the one compiled into kiln; rebuild (bash scripts/build.sh)");
-            return m;
-        }
-    throw StudyError(file + ": error: network '" + net.name +
-                     "' is not compiled into kiln: put the file in networks/study/ and rebuild (bash scripts/build.sh)");
+        if (m.net().name == net.name && m.net().hash() == net.hash()) return m;
+    return find_model(file);
 }
 
 CompiledModel compiled_by_name(const std::string &name, const std::string &plan_path) {
@@ -172,15 +167,16 @@ public:
         seeds_ = opts_.seeds.value_or(plan_.seeds);
         recipe_ = members_.front().model.net().train;
         if (opts_.epochs) recipe_.epochs = *opts_.epochs;
+        data_ = identify_data(opts_.data_dir, members_.front().model.net().input.classes);
         check_earlier_study();
         if (opts_.threads > 0) set_thread_count(opts_.threads);
         const Dataset train_data = load(true), test_data = load(false);
 
         summary_.runs = int64_t(members_.size()) * seeds_;
-        log_ << fmt::format("studying {} networks x {} seeds, {} epochs each ({} lr {}, {} schedule, batch {}); "
+        log_ << fmt::format("studying {} networks x {} seeds on {}, {} epochs each ({} lr {}, {} schedule, batch {}); "
                             "output in {}\n",
-                            members_.size(), seeds_, recipe_.epochs, recipe_.optimizer, recipe_.learning_rate,
-                            recipe_.lr_schedule, recipe_.batch, out_.string());
+                            members_.size(), seeds_, data_.name, recipe_.epochs, recipe_.optimizer,
+                            recipe_.learning_rate, recipe_.lr_schedule, recipe_.batch, out_.string());
         start_ = Clock::now();
         if (opts_.leader) write_study_json(false);
         for (int64_t run = next_run(); run >= 0; run = next_run()) {
@@ -218,15 +214,18 @@ private:
         return limit > 0 ? take_first(d, limit) : d;
     }
 
-    // Runs already in OUT were trained with some recipe and epoch count: going on
-    // with another would mix them in one table.
+    // Runs already in OUT were trained with some recipe, epoch count and data set:
+    // going on with another would mix them in one table. (A study.json from before
+    // data sets were recorded holds MNIST.)
     void check_earlier_study() {
         const fs::path path = out_ / "study.json";
         if (!fs::exists(path)) return;
         const json old = read_json(path);
+        const json old_data = old.value("data", json::object());
+        const json old_data_name = old_data.is_object() ? old_data.value("name", json("MNIST")) : json();
         if (old.value("epochs", json()) != json(recipe_.epochs) || old.value("recipe", json()) != recipe_json(recipe_) ||
             old.value("train_images", json()) != json(train_count()) ||
-            old.value("test_images", json()) != json(test_count()))
+            old.value("test_images", json()) != json(test_count()) || old_data_name != json(data_.name))
             throw StudyError(path.string() +
                              ": error: this folder holds a study with other settings (epochs, recipe or data); "
                              "use another --out or the same settings");
@@ -299,7 +298,8 @@ private:
         const fs::path inspect_path = out_ / "inspect" / (net.name + ".json");
         if (fs::exists(probes_path) && fs::exists(inspect_path)) return true;
         const Checkpoint ck = load_checkpoint((dir / "checkpoint.safetensors").string(), net);
-        if (!fs::exists(inspect_path)) write_file(inspect_path, inspection_json(m.model, ck.params, test_set, 1));
+        if (!fs::exists(inspect_path))
+            write_file(inspect_path, inspection_json(m.model, ck.params, test_set, data_.class_names, 1));
         if (fs::exists(probes_path)) return true;
         ProbeSettings ps;
         ps.epochs = probe_epochs();
@@ -374,6 +374,7 @@ private:
                         {"recipe", recipe_json(recipe_)},
                         {"threads", opts_.threads > 0 ? opts_.threads : int(std::thread::hardware_concurrency())},
                         {"machine", machine_name()},
+                        {"data", {{"name", data_.name}, {"dir", opts_.data_dir}, {"class_names", data_.class_names}}},
                         {"train_images", train_count()},
                         {"test_images", test_count()},
                         {"wall_seconds", elapsed()},
@@ -425,6 +426,7 @@ private:
     std::vector<Member> members_;
     int64_t seeds_ = 1;
     model::TrainSettings recipe_;
+    DataSetInfo data_;  // the data set's name and class names
     StudySummary summary_;
     Clock::time_point start_;
     double earlier_seconds_ = 0;

@@ -120,6 +120,9 @@ std::map<std::string, std::string> settings_metadata(const model::TrainSettings 
             {"lr_gamma", fmt::format("{}", s.lr_gamma)},
             {"lr_patience", std::to_string(s.lr_patience)},
             {"lr_min", fmt::format("{}", s.lr_min)},
+            {"lr_monitor", s.lr_monitor},
+            {"init", s.init},
+            {"augment_scale_per_axis", s.augment.scale_per_axis ? "true" : "false"},
             {"momentum", fmt::format("{}", s.momentum)},
             {"nesterov", s.nesterov ? "true" : "false"},
             {"beta1", fmt::format("{}", s.beta1)},
@@ -185,9 +188,9 @@ void check_team_agrees(const ShardTeam &team, const CompiledModel &model, const 
 void check_settings(const model::Network &net, const model::TrainSettings &s, int64_t train_count,
                     const ShardTeam *team) {
     if (s.lr_schedule == "plateau" && s.validation == 0)
-        throw UsageError(fmt::format("{}: error: [train] lr_schedule = \"plateau\" watches the validation loss, but no "
+        throw UsageError(fmt::format("{}: error: [train] lr_schedule = \"plateau\" watches the validation {}, but no "
                                      "images are held out: set [train] validation or pass --validation N",
-                                     net.source));
+                                     net.source, s.lr_monitor == "val_accuracy" ? "accuracy" : "loss"));
     // The last `validation` training images are held out: never trained on, and
     // the place to compare settings (the test set chooses nothing).
     if (s.validation >= train_count)
@@ -291,7 +294,7 @@ TrainResult train(const CompiledModel &compiled, const TrainOptions &opts, const
     // and saved: the same, or with [train] ema their exponential moving average,
     // in which case the checkpoint keeps the trained ones as optimizer state.
     TrainResult result;
-    std::vector<float> trained = initial_params(net, uint64_t(s.seed));
+    std::vector<float> trained = initial_params(net, uint64_t(s.seed), s.init);
     result.params = trained;
     const bool ema = s.ema > 0;
     std::unique_ptr<Optimizer> optimizer = make_optimizer(s, trained.size());
@@ -361,7 +364,8 @@ TrainResult train(const CompiledModel &compiled, const TrainOptions &opts, const
         Evaluation validation;
         if (s.validation > 0) validation = evaluate(model, result.params, validation_set);
         const std::string lr_text = plateau ? fmt::format("  lr {:.3g}", plateau_lr.lr()) : std::string();
-        if (plateau) plateau_lr.step(validation.loss);  // sets the next epoch's rate
+        if (plateau)  // sets the next epoch's rate
+            plateau_lr.step(s.lr_monitor == "val_accuracy" ? validation.accuracy : validation.loss);
         const double train_loss = loss_sum / double(train_set.count);
         const double train_acc = double(correct) / double(train_set.count);
         const double elapsed = seconds_since(start);

@@ -230,7 +230,8 @@ void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
     const model::Layer &l = *s.layer;
     const int64_t taps = l.conv().kernel * l.conv().kernel * l.in.channels;
     if (!s.bwd.d_in.defined() && taps < ctx.vector) return conv_first_layer_gradients(s, ctx);
-    schedule_spatial(s.bwd.d_pre, ctx);
+    // Without an activation d_pre is d_out: its readers read that (no copy).
+    if (l.conv().activation != model::Activation::none) schedule_spatial(s.bwd.d_pre, ctx);
     schedule_channel_sum(s.bwd.d_bias, s.layer->out, ctx);
     if (l.out.channels % ctx.vector == 0)
         conv_weight_gradient_by_channels(s, ctx, false);
@@ -282,14 +283,16 @@ void global_pool_backward(const pipeline::LayerStages &s, const Context &ctx) {
 
 // Batch normalization: the per-channel statistics (training) and gradients are
 // channel sums; the per-channel affine map is stored once, the normalized output
-// and the adjoints are element-wise.
-void batchnorm_forward(const pipeline::LayerStages &s, const Context &ctx) {
+// and the adjoints are element-wise. An output that its consumer copies whole (a
+// padded convolution's input) is computed in that copy instead of stored twice;
+// its adjoint computes it again from the input, which it reads anyway.
+void batchnorm_forward(const pipeline::LayerStages &s, const Context &ctx, bool copied_by_consumer) {
     if (ctx.training) {
         schedule_channel_sum(s.fwd.mean, s.layer->in, ctx);
         schedule_channel_sum(s.fwd.variance, s.layer->in, ctx);
     }
     for (Func f : {s.fwd.inv_std, s.fwd.scale}) f.compute_root();
-    schedule_elementwise(s.fwd.out, ctx);
+    if (!copied_by_consumer) schedule_elementwise(s.fwd.out, ctx);
 }
 
 void batchnorm_backward(const pipeline::LayerStages &s, const Context &ctx) {
@@ -394,8 +397,16 @@ void dense_backward(const pipeline::LayerStages &s, const Context &ctx) {
     if (s.bwd.d_in.defined()) schedule_dense_product(s.bwd.d_in, s.bwd.d_in.args()[3], ctx.settings.dense_block, ctx);
 }
 
+// Whether layer i's output is read only through its consumer's stored copy of it:
+// a convolution with padding reads its input, forward and adjoint, from its
+// padded copy.
+bool copied_by_consumer(const pipeline::Graph &g, size_t i) {
+    return i + 1 < g.layers.size() && g.layers[i + 1].fwd.in_padded.defined();
+}
+
 void schedule_forward_layers(pipeline::Graph &g, const Context &ctx) {
-    for (const pipeline::LayerStages &s : g.layers) {
+    for (size_t i = 0; i < g.layers.size(); i++) {
+        const pipeline::LayerStages &s = g.layers[i];
         switch (s.layer->kind) {
         case LayerKind::conv: conv_forward(s, ctx); break;
         case LayerKind::maxpool:
@@ -403,7 +414,7 @@ void schedule_forward_layers(pipeline::Graph &g, const Context &ctx) {
         case LayerKind::dense: dense_forward(s, ctx); break;
         case LayerKind::dropout: dropout_forward(s, ctx); break;
         case LayerKind::globalavgpool: global_pool_forward(s, ctx); break;
-        case LayerKind::batchnorm: batchnorm_forward(s, ctx); break;
+        case LayerKind::batchnorm: batchnorm_forward(s, ctx, copied_by_consumer(g, i)); break;
         }
     }
 }

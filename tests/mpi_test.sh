@@ -77,6 +77,7 @@ expect "a rank without the data folder" 1 "^rank 1: $tmp/nodata/train-images-idx
     "$mpirun" -np 1 "$kiln" train lenet5 $args : -np 1 "$kiln" train lenet5 $args --data "$tmp/nodata"
 expect "ranks running other commands" 1 "rank 1 .* other command" -- \
     "$mpirun" -np 1 "$kiln" train lenet5 $args : -np 1 "$kiln" list
+expect "bench under mpirun" 2 "under mpirun, kiln trains and studies" -- "$mpirun" -np 2 "$kiln" bench lenet5
 expect "a missing checkpoint to resume" 1 "none.safetensors: error" -- \
     "$mpirun" -np 2 "$kiln" train lenet5 $args --resume "$tmp/none.safetensors"
 

@@ -166,6 +166,35 @@ check "one seed: partial" contains "$one/report.md" "**Partial study**"
 check "one seed: no probes sentence" contains "$one/report.md" "No probes.csv"
 check "one seed: linked PNGs" links_ok "$one" 4
 
+# --- the same study on another data set: its name in the header, class names in the sentences
+fashion=$tmp/fashion
+make_study "$fashion" 2 2
+"$py" - "$fashion" <<'EOF'
+import json, os, sys
+out = sys.argv[1]
+names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+study = json.load(open(os.path.join(out, "study.json")))
+study["data"] = {"name": "Fashion-MNIST", "dir": "/usr/share/datasets/fashion-mnist", "class_names": names}
+json.dump(study, open(os.path.join(out, "study.json"), "w"))
+for net in ("conv1-dense1", "conv0-dense1"):
+    path = os.path.join(out, "inspect", f"{net}.json")
+    data = json.load(open(path))
+    data["class_names"] = names
+    json.dump(data, open(path, "w"))
+EOF
+"$py" "$script" "$fashion" >"$tmp/out" 2>"$tmp/err"
+code=$?
+check "fashion: exit 0 (stderr: $(head -c 300 "$tmp/err"))" [ "$code" -eq 0 ]
+check "fashion: data set named" contains "$fashion/report.md" "- Data: Fashion-MNIST, 60,000 training images"
+check "fashion: class names in the confusion sentence" contains "$fashion/report.md" \
+    "Most frequent mistakes (true→predicted): T-shirt/top→Pullover (2), T-shirt/top→Sandal (2), T-shirt/top→Bag (2)."
+check "fashion: linked PNGs" links_ok "$fashion" 12
+check "fashion: MNIST study says MNIST" contains "$full/report.md" "- Data: MNIST, 60,000 training images"
+mkdir -p "$tmp/badnames/inspect" && cp "$fashion/study.json" "$fashion/results.csv" "$tmp/badnames/"
+"$py" -c 'import json, sys; d = json.load(open(sys.argv[1])); d["class_names"] = d["class_names"][:9]; json.dump(d, open(sys.argv[2], "w"))' \
+    "$fashion/inspect/conv1-dense1.json" "$tmp/badnames/inspect/conv1-dense1.json"
+expect_fail "class names short of the classes" "$tmp/badnames" "inspect/conv1-dense1\.json: 9 class_names for a 10-class confusion matrix"
+
 # --- broken folders
 mkdir "$tmp/nores" && cp "$full/study.json" "$tmp/nores/"
 expect_fail "missing results.csv" "$tmp/nores" "results\.csv.*missing"

@@ -17,6 +17,24 @@ kiln::model::TrainSettings schedule(const std::string &name) {
 
 constexpr int64_t kSteps = 100;  // per epoch; 1000 in the run
 
+// One epoch's metric and the plateau schedule's state after stepping with it.
+struct PlateauRow {
+    double metric, best;
+    int64_t bad;
+    double lr;
+};
+
+template <size_t N>
+void step_through(kiln::Plateau &p, const PlateauRow (&rows)[N]) {
+    for (const PlateauRow &r : rows) {
+        INFO("metric " << r.metric);
+        p.step(r.metric);
+        CHECK(p.best() == r.best);
+        CHECK(p.bad_epochs() == r.bad);
+        CHECK(p.lr() == Approx(r.lr).epsilon(1e-15));
+    }
+}
+
 }  // namespace
 
 TEST_CASE("constant and cosine schedules", "[lr]") {
@@ -60,12 +78,7 @@ TEST_CASE("plateau follows PyTorch's ReduceLROnPlateau step by step", "[lr][plat
     kiln::Plateau p(s);
     CHECK(p.lr() == 0.1);
     CHECK(p.best() == std::numeric_limits<double>::infinity());
-    struct Row {
-        double metric, best;
-        int64_t bad;
-        double lr;
-    };
-    const Row rows[] = {
+    const PlateauRow rows[] = {
         {1.0, 1.0, 0, 0.1},            // anything beats the initial +inf
         {0.9, 0.9, 0, 0.1},            // better
         {0.89995, 0.9, 1, 0.1},        // better, but by less than 1e-4 of best: a bad epoch
@@ -77,13 +90,30 @@ TEST_CASE("plateau follows PyTorch's ReduceLROnPlateau step by step", "[lr][plat
         {1.0, 0.8999, 2, 0.05},
         {1.0, 0.8999, 0, 0.025},       // reduced again
     };
-    for (const Row &r : rows) {
-        INFO("metric " << r.metric);
-        p.step(r.metric);
-        CHECK(p.best() == r.best);
-        CHECK(p.bad_epochs() == r.bad);
-        CHECK(p.lr() == Approx(r.lr).epsilon(1e-15));
-    }
+    step_through(p, rows);
+}
+
+TEST_CASE("plateau with lr_monitor = val_accuracy follows ReduceLROnPlateau(mode=\"max\")", "[lr][plateau]") {
+    auto s = schedule("plateau");
+    s.lr_gamma = 0.5;
+    s.lr_patience = 1;
+    s.lr_monitor = "val_accuracy";
+    kiln::Plateau p(s);
+    CHECK(p.best() == -std::numeric_limits<double>::infinity());
+    const PlateauRow rows[] = {
+        {0.5, 0.5, 0, 0.1},          // anything beats the initial -inf
+        {0.9, 0.9, 0, 0.1},          // higher is better
+        {0.90005, 0.9, 1, 0.1},      // higher, but by less than 1e-4 of best: a bad epoch
+        {0.8, 0.9, 0, 0.05},         // lower: 2 bad epochs > patience 1, lr x 0.5
+        {0.9001, 0.9001, 0, 0.05},   // higher by just over 1e-4 relative
+        {0.9001, 0.9001, 1, 0.05},   // equal is not better
+        {0.95, 0.95, 0, 0.05},
+    };
+    step_through(p, rows);
+    kiln::Plateau q(s);  // resumed: the state carries over, the mode from the settings
+    REQUIRE(q.restore(p.to_metadata()));
+    q.step(0.96);
+    CHECK(q.best() == 0.96);
 }
 
 TEST_CASE("plateau with patience 0 drops after every epoch without improvement, down to eps", "[lr][plateau]") {

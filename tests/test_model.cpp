@@ -883,6 +883,28 @@ TEST_CASE("plateau: lr_patience defaults to PyTorch's 10, lr_gamma is its factor
                  "'lr_patience' must be a non-negative integer, got 2.5");
 }
 
+TEST_CASE("init, lr_monitor and scale_per_axis: defaults, read, refused when bad", "[model]") {
+    const Network plain = parse_network(with_input(last_dense), "t.toml");
+    CHECK(plain.train.init == "he_lecun");
+    CHECK(plain.train.lr_monitor == "val_loss");
+    CHECK_FALSE(plain.train.augment.scale_per_axis);
+    const Network keras = parse_network(
+        with_input(last_dense, {"[train]", "init = \"glorot_uniform\"", "lr_schedule = \"plateau\"",
+                                "lr_monitor = \"val_accuracy\"", "[augment]", "scale = 0.1", "scale_per_axis = true"}),
+        "t.toml");
+    CHECK(keras.train.init == "glorot_uniform");
+    CHECK(keras.train.lr_monitor == "val_accuracy");
+    CHECK(keras.train.augment.scale_per_axis);
+    expect_error(with_input(last_dense, {"[train]", "init = \"xavier\""}), 10, 8,
+                 "'init' must be \"he_lecun\" or \"glorot_uniform\", got \"xavier\"");
+    expect_error(with_input(last_dense, {"[train]", "lr_schedule = \"plateau\"", "lr_monitor = \"val_acc\""}), 11, 14,
+                 "'lr_monitor' must be \"val_loss\" or \"val_accuracy\", got \"val_acc\"");
+    expect_error(with_input(last_dense, {"[train]", "lr_monitor = \"val_accuracy\""}), 10, 14,
+                 "'lr_monitor' is for lr_schedule = \"plateau\"");
+    expect_error(with_input(last_dense, {"[augment]", "scale_per_axis = 1"}), 10, 18,
+                 "'scale_per_axis' must be true or false");
+}
+
 TEST_CASE("batchnorm: per channel after conv, per unit after dense; four tensors, two of them buffers", "[model]") {
     const Network net = parse_network(
         with_input({"[[layer]]", "type = \"conv\"", "filters = 3", "kernel = 3", "[[layer]]", "type = \"batchnorm\"",

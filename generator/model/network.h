@@ -109,6 +109,7 @@ struct AugmentSettings {
     double shift = 0;   // pixels, uniform in [-shift, shift] along each axis
     double rotate = 0;  // degrees, uniform in [-rotate, rotate]
     double scale = 0;   // zoom factor uniform in [1 - scale, 1 + scale]
+    bool scale_per_axis = false;  // zoom x and y drawn independently (Keras's ImageDataGenerator)
     bool enabled() const { return shift > 0 || rotate > 0 || scale > 0; }
 };
 
@@ -142,6 +143,12 @@ struct TrainSettings {
     // PyTorch's CrossEntropyLoss(label_smoothing): the target is (1 - e) onehot + e / classes.
     // Part of the training pipeline (compiled in), not a runtime setting.
     double label_smoothing = 0;
+    // Initial weights (runtime/init.h): "he_lecun" (He's uniform bound before a ReLU,
+    // LeCun's otherwise) or "glorot_uniform" (Keras's default); biases zero either way.
+    std::string init = "he_lecun";
+    // What the plateau schedule watches: "val_loss" (PyTorch's mode "min") or
+    // "val_accuracy" (mode "max", as Keras's ReduceLROnPlateau(monitor="val_acc")).
+    std::string lr_monitor = "val_loss";
     AugmentSettings augment;
 };
 

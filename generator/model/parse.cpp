@@ -429,6 +429,7 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     TableReader r(ctx, t ? *t : none, "[train]: ");
     r.allow_only(
         {"epochs", "batch", "optimizer", "learning_rate", "lr_schedule", "lr_step_epochs", "lr_gamma",
+         "init", "lr_monitor",
          "lr_warmup", "lr_patience", "lr_min", "momentum", "nesterov", "beta1",
          "beta2", "alpha", "epsilon", "weight_decay", "seed", "validation", "ema", "label_smoothing", "shards"});
     TrainSettings s;
@@ -473,6 +474,15 @@ static TrainSettings parse_train(const Context &ctx, const toml::table *t) {
     if (r.find("shards") && s.shards > s.batch)
         r.fail_at("shards", fmt::format("'shards' ({}) exceeds the batch ({}): every shard needs an image", s.shards,
                                         s.batch));
+    s.init = r.string("init", s.init);
+    if (s.init != "he_lecun" && s.init != "glorot_uniform")
+        r.fail_at("init", fmt::format("'init' must be \"he_lecun\" or \"glorot_uniform\", got {}", quote(s.init)));
+    s.lr_monitor = r.string("lr_monitor", s.lr_monitor);
+    if (s.lr_monitor != "val_loss" && s.lr_monitor != "val_accuracy")
+        r.fail_at("lr_monitor",
+                  fmt::format("'lr_monitor' must be \"val_loss\" or \"val_accuracy\", got {}", quote(s.lr_monitor)));
+    if (r.find("lr_monitor") && s.lr_schedule != "plateau")
+        r.fail_at("lr_monitor", "'lr_monitor' is for lr_schedule = \"plateau\"");
     return s;
 }
 
@@ -480,13 +490,17 @@ static AugmentSettings parse_augment(const Context &ctx, const toml::table *t, c
     AugmentSettings a;
     if (!t) return a;
     TableReader r(ctx, *t, "[augment]: ");
-    r.allow_only({"shift", "rotate", "scale"});
+    r.allow_only({"shift", "rotate", "scale", "scale_per_axis"});
     const double half = double(std::min(in.width, in.height)) / 2;
     a.shift = r.number("shift", 0, non_negative, "a non-negative number of pixels");
     if (a.shift > half) r.fail_at("shift", fmt::format("'shift' must be at most half the image ({}), got {}", half, a.shift));
     a.rotate = r.number("rotate", 0, non_negative, "a non-negative number of degrees");
     if (a.rotate > 180) r.fail_at("rotate", fmt::format("'rotate' must be at most 180 degrees, got {}", a.rotate));
     a.scale = r.number("scale", 0, unit_interval, "a number in [0, 1)");
+    if (const toml::node *n = r.find("scale_per_axis")) {
+        if (!n->is_boolean()) r.fail_at("scale_per_axis", "'scale_per_axis' must be true or false");
+        a.scale_per_axis = n->value_or(false);
+    }
     return a;
 }
 
