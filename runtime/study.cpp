@@ -191,6 +191,7 @@ public:
         if (opts_.all_done) opts_.all_done();
         summary_.complete = true;
         if (!opts_.leader) return summary_;
+        write_tables();  // with the other processes' last runs
         write_study_json(true);
         log_ << fmt::format("study finished in {:.1f} min: {}/results.csv\n", elapsed() / 60, out_.string());
         report();
