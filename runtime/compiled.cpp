@@ -102,40 +102,41 @@ void CompiledModel::set_shards(int shards) {
 
 namespace {
 
-// Runs part(begin, count) on each of `shards` shards of n images (shard_begin),
-// `threads` of them at once. When every thread runs a shard, each shard's Halide
-// loops run serially: a shard keeps its own core instead of sharing the pool (and
-// every stage's data) with the others. With more threads than shards, the shards
-// share Halide's pool.
+// Runs part(shard, begin, count) on shards first, first + step, ... of the
+// `shards` shards of n images (shard_begin), `threads` of them at once. When every
+// thread runs a shard, each shard's Halide loops run serially: a shard keeps its
+// own core instead of sharing the pool (and every stage's data) with the others.
+// With more threads than shards, the shards share Halide's pool.
 template <class Part>
-void run_cut(int n, int shards, const Part &part) {
+void run_cut(int n, int shards, const Part &part, int first = 0, int step = 1) {
     const int threads = thread_count();
+    const int mine = first < shards ? (shards - 1 - first) / step + 1 : 0;
     std::optional<SerialLoops> serial;
-    if (shards > 1 && threads > 1 && threads <= shards) serial.emplace();
-    run_shards(shards, threads, [&](int s) {
-        const int begin = shard_begin(n, shards, s);
+    if (mine > 1 && threads > 1 && threads <= mine) serial.emplace();
+    run_shards(mine, threads, [&](int j) {
+        const int s = first + j * step, begin = shard_begin(n, shards, s);
         part(s, begin, shard_begin(n, shards, s + 1) - begin);
     });
 }
 
-// The shards' outputs, gathered: grad = sum over s of (n_s / n) grads[s], in shard
-// order, and the same for the losses. In batchnorm's buffer places each shard
+// The shards' outputs, gathered: each shard's slot holds its gradient
+// (param_count floats) then its loss. grad = sum over s of (n_s / n) grads[s], in
+// shard order, and the same for the losses. In batchnorm's buffer places each shard
 // reported its own mean and unbiased variance over its M_s = n_s H W elements:
 // those become the whole batch's, M = sum M_s,
 //   mean = sum M_s mean_s / M
 //   variance = (sum (M_s - 1) variance_s + sum M_s (mean_s - mean)^2) / (M - 1)
 // (with M_s = 1 a shard reports variance 0, which the first sum takes as it is).
-float gather_shards(const model::Network &net, int n, int shards, const std::vector<float> &grads,
-                    const float *losses, float *grad) {
+float gather_shards(const model::Network &net, int n, int shards, const float *slots, size_t stride, float *grad) {
     const size_t count = size_t(net.param_count);
     std::vector<float> weight(static_cast<size_t>(shards));  // n_s / n
     for (int s = 0; s < shards; s++)
         weight[size_t(s)] = float(shard_begin(n, shards, s + 1) - shard_begin(n, shards, s)) / float(n);
-    float loss = weight[0] * losses[0];
-    for (size_t i = 0; i < count; i++) grad[i] = weight[0] * grads[i];
+    float loss = weight[0] * slots[count];
+    for (size_t i = 0; i < count; i++) grad[i] = weight[0] * slots[i];
     for (int s = 1; s < shards; s++) {
-        const float *g = grads.data() + size_t(s) * count;
-        loss += weight[size_t(s)] * losses[s];
+        const float *g = slots + size_t(s) * stride;
+        loss += weight[size_t(s)] * g[count];
         for (size_t i = 0; i < count; i++) grad[i] += weight[size_t(s)] * g[i];
     }
     for (const model::Layer &l : net.layers) {
@@ -147,12 +148,12 @@ float gather_shards(const model::Network &net, int n, int shards, const std::vec
             double mean = 0, spread = 0;
             for (int s = 0; s < shards; s++) {
                 const double Ms = per_image * (shard_begin(n, shards, s + 1) - shard_begin(n, shards, s));
-                mean += Ms * grads[size_t(s) * count + size_t(mean_at + c)] / M;
+                mean += Ms * slots[size_t(s) * stride + size_t(mean_at + c)] / M;
             }
             for (int s = 0; s < shards; s++) {
                 const double Ms = per_image * (shard_begin(n, shards, s + 1) - shard_begin(n, shards, s));
-                const double mean_s = grads[size_t(s) * count + size_t(mean_at + c)];
-                const double var_s = grads[size_t(s) * count + size_t(var_at + c)];
+                const double mean_s = slots[size_t(s) * stride + size_t(mean_at + c)];
+                const double var_s = slots[size_t(s) * stride + size_t(var_at + c)];
                 spread += (Ms - 1) * var_s + Ms * (mean_s - mean) * (mean_s - mean);
             }
             grad[mean_at + c] = float(mean);
@@ -185,20 +186,36 @@ void CompiledModel::forward(const float *params, const float *images, int n, flo
 float CompiledModel::train_step(const float *params, const float *images, const int32_t *labels, int n,
                                 float *scores, float *grad, uint32_t seed) const {
     const int shards = std::min(n, shards_);
-    if (shards <= 1) return train_whole(params, images, labels, n, scores, grad, seed);
-    const size_t image_size = size_t(net_.input.shape().size()), classes = size_t(net_.input.classes);
-    // The calling thread's buffers; a lambda does not capture a thread_local (on
-    // a helper thread the name is the helper's own), so helpers get pointers.
-    thread_local std::vector<float> grads_here, losses_here;
-    grads_here.resize(size_t(shards) * size_t(net_.param_count));
-    losses_here.assign(size_t(shards), 0.0f);
-    float *const grads = grads_here.data(), *const losses = losses_here.data();
-    run_cut(n, shards, [&](int s, int begin, int count) {
-        losses[s] = train_whole(params, images + size_t(begin) * image_size, labels + begin, count,
-                                scores + size_t(begin) * classes, grads + size_t(s) * size_t(net_.param_count), seed,
-                                begin);
-    });
-    return gather_shards(net_, n, shards, grads_here, losses, grad);
+    if (shards <= 1 && !team_) return train_whole(params, images, labels, n, scores, grad, seed);
+    // A slot per shard: its gradient, its loss, its images' scores. The calling
+    // thread's buffer; a lambda does not capture a thread_local (on a helper
+    // thread the name is the helper's own), so helpers get a pointer.
+    const size_t count = size_t(net_.param_count), classes = size_t(net_.input.classes);
+    const size_t image_size = size_t(net_.input.shape().size());
+    const size_t stride = count + 1 + size_t((n + shards - 1) / shards) * classes;
+    thread_local std::vector<float> slots_here;
+    slots_here.resize(size_t(shards) * stride);
+    float *const slots = slots_here.data();
+    auto part = [&](int s, int begin, int images_in_shard) {
+        float *slot = slots + size_t(s) * stride;
+        slot[count] = train_whole(params, images + size_t(begin) * image_size, labels + begin, images_in_shard,
+                                  slot + count + 1, slot, seed, begin);
+    };
+    if (team_) {  // this process's shards, then everyone's
+        run_cut(n, shards, part, team_->rank(), team_->size());
+        team_->share(slots, shards, stride);
+    } else {
+        run_cut(n, shards, part);
+    }
+    for (int s = 0; s < shards; s++) {
+        const int begin = shard_begin(n, shards, s), end = shard_begin(n, shards, s + 1);
+        std::copy_n(slots + size_t(s) * stride + count + 1, size_t(end - begin) * classes, scores + size_t(begin) * classes);
+    }
+    if (shards == 1) {  // one process's unsharded step, as it is
+        std::copy_n(slots, count, grad);
+        return slots[count];
+    }
+    return gather_shards(net_, n, shards, slots, stride, grad);
 }
 
 float CompiledModel::train_whole(const float *params, const float *images, const int32_t *labels, int n,

@@ -11,6 +11,7 @@
 
 #include "model/network.h"
 #include "registry.h"
+#include "team.h"
 
 namespace kiln {
 
@@ -44,6 +45,11 @@ public:
                      float *grad, uint32_t seed = 0) const;
     int shards() const { return shards_; }
     void set_shards(int shards);  // >= 1; default: the network's [train] shards
+    // With a team (distributed.h), train_step computes only this process's
+    // shards (rank, rank + size, ...) and gets the others' from the team: the
+    // same result, on every process. nullptr (the default): every shard here.
+    void set_team(const ShardTeam *team) { team_ = team; }
+    const ShardTeam *team() const { return team_; }
     // The compiled training pipeline on all n images at once, never sharded;
     // `first_image`: the index of the first of them in a whole batch (dropout).
     float train_whole(const float *params, const float *images, const int32_t *labels, int n, float *scores,
@@ -56,6 +62,7 @@ private:
     const CompiledNetwork &entry_;
     model::Network net_;
     int shards_ = 2;
+    const ShardTeam *team_ = nullptr;
 };
 
 // The first image of shard s of a batch of n images cut into `shards` shards.

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <cerrno>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include "bench.h"
 #include "checkpoint.h"
 #include "compiled.h"
+#include "distributed.h"
 #include "export_predict_cli.h"
 #include "idx.h"
 #include "network_cache.h"
@@ -83,9 +85,15 @@ struct TrainArgs {
     DataOptions data;
 };
 
-int cmd_train(const TrainArgs &a) {
-    const CompiledModel model = find_model(a.network, a.schedule);
-    const model::Network &net = model.net();
+// Under mpirun, ranks on one machine share its cores unless --threads says otherwise.
+void set_threads(int threads, const MpiJob &job) {
+    if (threads == 0 && job.local_size() > 1)
+        threads = std::max(1, int(std::thread::hardware_concurrency()) / job.local_size());
+    set_threads(threads);
+}
+
+// The network's [train] settings with the command line's overrides.
+TrainOptions train_options(const TrainArgs &a, const model::Network &net, const MpiJob &job) {
     TrainOptions opts;
     opts.settings = net.train;
     if (a.epochs) opts.settings.epochs = *a.epochs;
@@ -97,11 +105,12 @@ int cmd_train(const TrainArgs &a) {
     opts.out_dir = a.out.empty() ? "runs/" + net.name : a.out;
     opts.resume = a.resume;
     opts.progress = !a.no_progress;
-    set_threads(a.threads);
+    if (job.running()) opts.team = &job;
+    return opts;
+}
 
-    const ImageSet train_set = load_images(a.data, true, net);
-    const ImageSet test_set = load_images(a.data, false, net);
-    const model::TrainSettings &s = opts.settings;
+void print_plan(const model::Network &net, const model::TrainSettings &s, const ImageSet &train_set,
+                const ImageSet &test_set, const MpiJob &job) {
     fmt::print("training {} ({} parameters, {:.2f} MFLOPs/image) on {} images, testing on {}: {} epochs, batch {}, "
                "{} lr {} ({}) momentum {} weight decay {}, seed {}\n",
                net.name, net.param_count, double(net.flops) / 1e6, train_set.count, test_set.count, s.epochs, s.batch,
@@ -110,14 +119,48 @@ int cmd_train(const TrainArgs &a) {
         fmt::print("augmenting: shift up to {} px, rotation up to {} degrees, scale within {}\n", s.augment.shift,
                    s.augment.rotate, s.augment.scale);
     if (s.validation > 0) fmt::print("holding out the last {} training images for validation\n", s.validation);
+    if (job.running())
+        fmt::print("on {} MPI ranks with {} threads each: rank r computes shards r, r + {}, ... of {}\n", job.size(),
+                   thread_count(), job.size(), s.shards);
     std::fflush(stdout);
-    const TrainResult r = train(model, opts, train_set, test_set, std::cout);
+}
+
+void print_outcome(const TrainResult &r, const TrainOptions &opts, const MpiJob &job) {
     if (r.epochs == 0) {
-        fmt::print("nothing to train: the checkpoint already holds {} epochs\n", s.epochs);
-        return 0;
+        fmt::print("nothing to train: the checkpoint already holds {} epochs\n", opts.settings.epochs);
+        return;
     }
     fmt::print("test accuracy {:.2f}% ({} of {}), loss {:.4f}; checkpoint {}/checkpoint.safetensors\n",
                100 * r.test.accuracy, r.test.correct, r.test.count, r.test.loss, opts.out_dir);
+    if (job.running() && job.shares() > 0) {
+        const double steps = double(job.shares());
+        fmt::print("MPI: rank 0 received {:.0f} KB per step in {:.2f} ms, after waiting {:.2f} ms for the slowest rank\n",
+                   job.shared_bytes() / 1e3 / steps, 1e3 * job.shared_seconds() / steps,
+                   1e3 * job.waited_seconds() / steps);
+    }
+}
+
+int cmd_train(const TrainArgs &a, const MpiJob &job) {
+    const CompiledModel model = find_model(a.network, a.schedule);
+    const TrainOptions opts = train_options(a, model.net(), job);
+    set_threads(a.threads, job);
+    // Under MPI every rank reads the data itself; a rank that cannot fails them
+    // all, and a bad request, which every rank refuses, is said once.
+    ImageSet train_set, test_set;
+    auto load = [&] {
+        if (a.shards && *a.shards > opts.settings.batch)
+            throw UsageError(fmt::format("kiln: error: --shards {} exceeds the batch ({}): every shard needs an image",
+                                         *a.shards, opts.settings.batch));
+        train_set = load_images(a.data, true, model.net());
+        test_set = load_images(a.data, false, model.net());
+    };
+    if (opts.team)
+        opts.team->together(load);
+    else
+        load();
+    if (job.rank() == 0) print_plan(model.net(), opts.settings, train_set, test_set, job);
+    const TrainResult r = train(model, opts, train_set, test_set, std::cout);
+    if (job.rank() == 0) print_outcome(r, opts, job);
     return 0;
 }
 
@@ -222,7 +265,35 @@ int cmd_tune(const std::string &network, const std::vector<std::string> &extra) 
     throw std::runtime_error(tuner + ": error: cannot run: " + std::strerror(errno));
 }
 
-int cmd_study(StudyOptions opts, const DataOptions &data, bool no_report, int argc, char **argv) {
+// `kiln study --part K/N`: runs K, K + N, ... only, and no tables (a later run
+// without --part trains nothing again and writes them).
+void take_part(StudyOptions &opts, const std::string &part) {
+    int k = -1, n = 0;
+    char rest = 0;
+    if (std::sscanf(part.c_str(), "%d/%d%c", &k, &n, &rest) != 2 || n < 1 || k < 0 || k >= n)
+        throw UsageError("kiln: error: --part " + part + ": expected K/N with 0 <= K < N, e.g. 3/8");
+    auto next = std::make_shared<int64_t>(k);
+    opts.next_run = [next, n](int64_t runs) {
+        const int64_t run = *next < runs ? *next : -1;
+        *next += n;
+        return run;
+    };
+    opts.leader = false;
+}
+
+// Under mpirun the ranks take the study's runs as they free up; rank 0 writes
+// the tables and the report when all are done.
+int cmd_study(StudyOptions opts, const DataOptions &data, bool no_report, int argc, char **argv, const MpiJob &job) {
+    if (job.size() > 1) {
+        job.together([&] {  // refused on any rank: said once, by rank 0
+            if (opts.next_run)
+                throw UsageError("kiln: error: --part splits a study without mpirun; under mpirun the ranks share it");
+        });
+        opts.next_run = [&job](int64_t runs) { return job.next_task(runs); };
+        opts.all_done = [&job] { job.tasks_done(); };
+        opts.leader = job.rank() == 0;
+        if (opts.threads == 0) opts.threads = std::max(1, int(std::thread::hardware_concurrency()) / job.local_size());
+    }
     opts.data_dir = data.dir;
     opts.limit_train = data.limit_train;
     opts.limit_test = data.limit_test;
@@ -230,10 +301,14 @@ int cmd_study(StudyOptions opts, const DataOptions &data, bool no_report, int ar
     opts.command = "kiln";
     for (int i = 1; i < argc; i++) opts.command += std::string(" ") + argv[i];
     const StudySummary s = run_study(opts, std::cout);
+    if (job.size() <= 1 && !opts.leader)
+        fmt::print("this part is done ({} runs); once every part is, the same command without --part writes the "
+                   "tables and the report\n",
+                   s.trained + s.skipped);
     return s.complete ? 0 : 1;
 }
 
-int run(int argc, char **argv) {
+int run(int argc, char **argv, const MpiJob &job) {
     CLI::App app{"kiln: ahead-of-time compiled trainers for convolutional networks described in TOML"};
     app.require_subcommand(1);
 
@@ -315,25 +390,45 @@ int run(int argc, char **argv) {
     study_cmd->add_option("--threads", study.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
     study_cmd->add_flag("--no-report", study_no_report, "Write the tables only, not report.md and its plots");
     study_cmd->add_flag("--no-progress", study_no_progress, "No progress bar");
+    std::string study_part;
+    study_cmd->add_option("--part", study_part,
+                          "K/N: only runs K, K + N, ... of the study (0 <= K < N; e.g. a Slurm array task), no tables");
     add_data_options(*study_cmd, study_data, true);
 
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError &err) {
-        if (err.get_exit_code() == 0) return app.exit(err);  // --help
-        std::cerr << "kiln: error: " << err.what() << " (see kiln --help)\n";
-        return 2;
-    }
+    int help = -1;
+    auto parse = [&] {
+        try {
+            app.parse(argc, argv);
+        } catch (const CLI::ParseError &err) {
+            if (err.get_exit_code() != 0) throw UsageError(std::string("kiln: error: ") + err.what() + " (see kiln --help)");
+            help = app.exit(err);  // --help
+        }
+    };
+    if (job.running())
+        job.together(parse);  // a bad command line on some rank: one line, from rank 0
+    else
+        parse();
+    if (help >= 0) return help;
+    // Ranks of an MPI job all run one command: the first thing they compare.
+    const std::string command = app.get_subcommands().front()->get_name();
+    if (job.size() > 1) job.check_same(fingerprint(command.data(), command.size()), "command (train, eval, ...)");
+    const bool under_mpi = command == "train" || command == "study" || command == "list" || command == "check" ||
+                           command == "eval";
+    if (job.size() > 1 && !under_mpi)
+        throw TeamError("kiln: error: under mpirun, kiln trains and studies (`kiln train`, `kiln study`); run the "
+                        "other commands without it",
+                        2);
     if (app.got_subcommand("list")) return cmd_list();
     if (app.got_subcommand("check")) return cmd_check(check_file);
     if (app.got_subcommand("build")) return cmd_build(build_file, build_schedule);
-    if (app.got_subcommand("train")) return cmd_train(t);
+    if (app.got_subcommand("train")) return cmd_train(t, job);
     if (app.got_subcommand("bench")) return cmd_bench(b);
     if (app.got_subcommand("export")) return cmd_export(x);
     if (app.got_subcommand("predict")) return cmd_predict(p);
     if (app.got_subcommand("study")) {
         study.progress = !study_no_progress;
-        return cmd_study(study, study_data, study_no_report, argc, argv);
+        if (!study_part.empty()) take_part(study, study_part);
+        return cmd_study(study, study_data, study_no_report, argc, argv, job);
     }
     if (app.got_subcommand("tune")) {
         std::vector<std::string> extra = {"--batch", std::to_string(tune_batch), "--repeats", std::to_string(tune_repeats)};
@@ -364,14 +459,18 @@ void restart_with_huge_pages(char **argv) {
 
 int main(int argc, char **argv) {
     restart_with_huge_pages(argv);
+    kiln::MpiJob job(argc, argv);  // an MPI job's rank under mpirun, else a job of one that never calls MPI
+    int code = 0;
     try {
         kiln::check_cpu_supported();  // before any pipeline runs an instruction the CPU lacks
-        return kiln::run(argc, argv);
-    } catch (const kiln::UsageError &e) {
-        std::cerr << e.what() << "\n";
-        return 2;
+        code = kiln::run(argc, argv, job);
+    } catch (const kiln::TeamError &e) {  // raised on every rank alike: rank 0 says it
+        if (job.rank() == 0) std::cerr << e.what() << "\n";
+        code = e.exit_code;
     } catch (const std::exception &e) {  // bad input: the messages name the file
-        std::cerr << e.what() << "\n";
-        return 1;
+        code = dynamic_cast<const kiln::UsageError *>(&e) ? 2 : 1;
+        std::cerr << (job.rank() > 0 ? "rank " + std::to_string(job.rank()) + ": " : "") << e.what() << "\n";
+        if (job.size() > 1) job.abort(code);  // the other ranks may be waiting for this one
     }
+    return code;
 }

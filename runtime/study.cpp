@@ -178,18 +178,20 @@ public:
                             members_.size(), seeds_, data_.name, recipe_.epochs, recipe_.optimizer,
                             recipe_.learning_rate, recipe_.lr_schedule, recipe_.batch, out_.string());
         start_ = Clock::now();
-        write_study_json(false);
-        int64_t index = 0;
-        for (int64_t seed = 1; seed <= seeds_; seed++)
-            for (const Member &m : members_) {
-                index++;
-                const ImageSet train_set = to_image_set(train_data, m.model.net(), opts_.data_dir);
-                const ImageSet test_set = to_image_set(test_data, m.model.net(), opts_.data_dir);
-                if (!run_one(m, seed, index, train_set, test_set)) return stop();
-                if (seed == 1 && !look_inside(m, train_set, test_set)) return stop();
-                write_tables();
-            }
+        if (opts_.leader) write_study_json(false);
+        for (int64_t run = next_run(); run >= 0; run = next_run()) {
+            const int64_t seed = run / int64_t(members_.size()) + 1;
+            const Member &m = members_[size_t(run % int64_t(members_.size()))];
+            const ImageSet train_set = to_image_set(train_data, m.model.net(), opts_.data_dir);
+            const ImageSet test_set = to_image_set(test_data, m.model.net(), opts_.data_dir);
+            if (!run_one(m, seed, run + 1, train_set, test_set)) return stop();
+            if (seed == 1 && !look_inside(m, train_set, test_set)) return stop();
+            if (opts_.leader) write_tables();
+        }
+        if (opts_.all_done) opts_.all_done();
         summary_.complete = true;
+        if (!opts_.leader) return summary_;
+        write_tables();  // with the other processes' last runs
         write_study_json(true);
         log_ << fmt::format("study finished in {:.1f} min: {}/results.csv\n", elapsed() / 60, out_.string());
         report();
@@ -229,6 +231,12 @@ private:
                              ": error: this folder holds a study with other settings (epochs, recipe or data); "
                              "use another --out or the same settings");
         earlier_seconds_ = old.value("wall_seconds", 0.0);
+    }
+
+    // The next run to do (an index: seeds, then networks), -1 when none is left.
+    int64_t next_run() {
+        if (opts_.next_run) return opts_.next_run(summary_.runs);
+        return next_ < summary_.runs ? next_++ : -1;
     }
 
     // A probe trains no longer than the networks do: a quick study stays quick.
@@ -423,6 +431,7 @@ private:
     StudySummary summary_;
     Clock::time_point start_;
     double earlier_seconds_ = 0;
+    int64_t next_ = 0;  // without opts_.next_run
 };
 
 }  // namespace

@@ -36,6 +36,15 @@ struct StudyOptions {
     std::string command;                        // recorded in study.json
     // Asked after every epoch; false stops the study there, as an interruption would.
     std::function<bool()> keep_going;
+    // A study over several processes (mpirun; distributed.h): next_run(runs) gives
+    // the next run this process does, an index into the one-process order (seeds,
+    // then networks), or -1 when none is left; a seed-1 run includes its probes
+    // and inspection. Only the `leader` writes study.json, the tables and the
+    // report, after all_done() (every process has finished its runs). Unset:
+    // every run here, in order.
+    std::function<int64_t(int64_t runs)> next_run;
+    std::function<void()> all_done;
+    bool leader = true;
 };
 
 struct StudySummary {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -147,6 +148,85 @@ ImageSet slice(const ImageSet &set, int64_t first, int64_t count, size_t image_s
     return part;
 }
 
+// Training that diverged: with a team, the same error on every process (they
+// share the loss), which rank 0 alone reports.
+[[noreturn]] void diverged(const model::Network &net, int64_t epoch, float loss, const ShardTeam *team) {
+    const std::string message = fmt::format(
+        "{}: error: training diverged in epoch {} (loss is {}); try a lower learning rate", net.name, epoch, loss);
+    if (team) throw TeamError(message, 1);
+    throw std::runtime_error(message);
+}
+
+// Runs `step` here, or on every process of the team, failing on all if it fails on one.
+void run_together(const ShardTeam *team, const std::function<void()> &step) {
+    if (team)
+        team->together(step);
+    else
+        step();
+}
+
+uint64_t fingerprint_of(const ImageSet &set) {
+    return fingerprint(set.labels.data(), set.labels.size() * sizeof(int32_t),
+                       fingerprint(set.pixels.data(), set.pixels.size() * sizeof(float)));
+}
+
+// Every process of a team must train the same network with the same settings on
+// the same data from the same state: checked once, at the start.
+void check_team_agrees(const ShardTeam &team, const CompiledModel &model, const model::TrainSettings &s,
+                       const ImageSet &train_set, const ImageSet &test_set, const std::vector<float> &start) {
+    const std::string toml = model.entry().toml;
+    team.check_same(fingerprint(toml.data(), toml.size()), "network file (another build?)");
+    std::string settings;
+    for (const auto &[key, value] : settings_metadata(s)) settings += key + "=" + value + "\n";
+    team.check_same(fingerprint(settings.data(), settings.size()), "training settings");
+    team.check_same(fingerprint_of(train_set), "training images (the --data folder, --limit-train)");
+    team.check_same(fingerprint_of(test_set), "test images (the --data folder, --limit-test)");
+    team.check_same(fingerprint(start.data(), start.size() * sizeof(float)), "starting weights (the --resume checkpoint)");
+}
+
+// A run's settings that no process could train with; thrown on every process alike.
+void check_settings(const model::Network &net, const model::TrainSettings &s, int64_t train_count,
+                    const ShardTeam *team) {
+    if (s.lr_schedule == "plateau" && s.validation == 0)
+        throw UsageError(fmt::format("{}: error: [train] lr_schedule = \"plateau\" watches the validation {}, but no "
+                                     "images are held out: set [train] validation or pass --validation N",
+                                     net.source, s.lr_monitor == "val_accuracy" ? "accuracy" : "loss"));
+    // The last `validation` training images are held out: never trained on, and
+    // the place to compare settings (the test set chooses nothing).
+    if (s.validation >= train_count)
+        throw std::runtime_error(fmt::format("{}: error: --validation {} leaves no training images (there are {})",
+                                             net.name, s.validation, train_count));
+    const int64_t shards = std::min(s.shards, s.batch);
+    if (team && team->size() > shards)
+        throw UsageError(fmt::format("kiln: error: {} MPI ranks, but each batch of {} is cut into {} shards and a rank "
+                                     "computes whole shards: pass --shards {} or more (or start fewer ranks)",
+                                     team->size(), s.batch, shards, team->size()));
+}
+
+// Restores a run from its checkpoint at `path`: the optimizer's state, the
+// plateau schedule's, the trained weights and the evaluated ones (their moving
+// average with ema). Returns the epochs the checkpoint holds.
+int64_t resume(const std::string &path, const model::Network &net, const model::TrainSettings &s,
+               Optimizer &optimizer, Plateau &plateau, std::vector<float> &trained, std::vector<float> &evaluated) {
+    Checkpoint ck = load_checkpoint(path, net);
+    if (!optimizer.restore(ck.optimizer_state))
+        throw CheckpointError(path + ": error: checkpoint has no " + s.optimizer +
+                              " optimizer state to resume from (was it trained with another optimizer?)");
+    evaluated = ck.params;
+    trained = ck.params;
+    if (s.ema > 0) {
+        auto raw = ck.optimizer_state.find(kTrainedWeights);
+        if (raw == ck.optimizer_state.end())
+            throw CheckpointError(path + ": error: checkpoint has no trained weights beside its moving "
+                                         "average (was it trained without ema?)");
+        trained = raw->second;
+    }
+    if (s.lr_schedule == "plateau" && !plateau.restore(ck.metadata))
+        throw CheckpointError(path + ": error: checkpoint has no plateau schedule state to resume from "
+                                     "(was it trained with another lr_schedule?)");
+    return ck.epoch;
+}
+
 }  // namespace
 
 ImageSet to_image_set(const Dataset &data, const model::Network &net, const std::string &source) {
@@ -195,22 +275,15 @@ TrainResult train(const CompiledModel &compiled, const TrainOptions &opts, const
     const model::TrainSettings &s = opts.settings;
     CompiledModel model = compiled;
     model.set_shards(int(s.shards));
+    model.set_team(opts.team);
+    const bool writer = !opts.team || opts.team->leader();  // prints, writes metrics and checkpoints
     const model::Network &net = model.net();
     const int classes = int(net.input.classes);
     const size_t image_size = size_t(net.input.shape().size());
     const model::InputSpec &in = net.input;
 
     const bool plateau = s.lr_schedule == "plateau";
-    if (plateau && s.validation == 0)
-        throw UsageError(fmt::format("{}: error: [train] lr_schedule = \"plateau\" watches the validation {}, but no "
-                                     "images are held out: set [train] validation or pass --validation N",
-                                     net.source, s.lr_monitor == "val_accuracy" ? "accuracy" : "loss"));
-
-    // The last `validation` training images are held out: never trained on, and
-    // the place to compare settings (the test set chooses nothing).
-    if (s.validation >= all_train.count)
-        throw std::runtime_error(fmt::format("{}: error: --validation {} leaves no training images (there are {})",
-                                             net.name, s.validation, all_train.count));
+    run_together(opts.team, [&] { check_settings(net, s, all_train.count, opts.team); });
     // Without a validation split the training images are all_train's (no copy).
     const ImageSet train_copy = s.validation > 0 ? slice(all_train, 0, all_train.count - s.validation, image_size)
                                                  : ImageSet{};
@@ -228,31 +301,20 @@ TrainResult train(const CompiledModel &compiled, const TrainOptions &opts, const
     optimizer->freeze_buffers(net);
     Plateau plateau_lr(s);  // lr_schedule = "plateau" only
     int64_t first_epoch = 1;
-    if (!opts.resume.empty()) {
-        Checkpoint ck = load_checkpoint(opts.resume, net);
-        if (!optimizer->restore(ck.optimizer_state))
-            throw CheckpointError(opts.resume + ": error: checkpoint has no " + s.optimizer +
-                                  " optimizer state to resume from (was it trained with another optimizer?)");
-        result.params = ck.params;
-        trained = ck.params;
-        if (ema) {
-            auto raw = ck.optimizer_state.find(kTrainedWeights);
-            if (raw == ck.optimizer_state.end())
-                throw CheckpointError(opts.resume + ": error: checkpoint has no trained weights beside its moving "
-                                                    "average (was it trained without ema?)");
-            trained = raw->second;
-        }
-        if (plateau && !plateau_lr.restore(ck.metadata))
-            throw CheckpointError(opts.resume + ": error: checkpoint has no plateau schedule state to resume from "
-                                                "(was it trained with another lr_schedule?)");
-        first_epoch = ck.epoch + 1;
-        log << fmt::format("resuming {} from {} after epoch {}\n", net.name, opts.resume, ck.epoch);
-    }
-
-    std::filesystem::create_directories(opts.out_dir);
     const std::string checkpoint_path = (std::filesystem::path(opts.out_dir) / "checkpoint.safetensors").string();
-    MetricsFile metrics((std::filesystem::path(opts.out_dir) / "metrics.csv").string(), first_epoch - 1);
-    ProgressBar bar(opts.progress);
+    std::optional<MetricsFile> metrics;
+    run_together(opts.team, [&] {
+        if (!opts.resume.empty()) {
+            first_epoch = resume(opts.resume, net, s, *optimizer, plateau_lr, trained, result.params) + 1;
+            if (writer) log << fmt::format("resuming {} from {} after epoch {}\n", net.name, opts.resume, first_epoch - 1);
+        }
+        if (writer) {
+            std::filesystem::create_directories(opts.out_dir);
+            metrics.emplace((std::filesystem::path(opts.out_dir) / "metrics.csv").string(), first_epoch - 1);
+        }
+    });
+    if (opts.team) check_team_agrees(*opts.team, model, s, all_train, test_set, trained);
+    ProgressBar bar(opts.progress && writer);
 
     std::vector<float> batch_pixels(size_t(s.batch) * image_size), scores(size_t(s.batch) * classes);
     std::vector<float> grad(trained.size());
@@ -282,10 +344,7 @@ TrainResult train(const CompiledModel &compiled, const TrainOptions &opts, const
             const uint32_t dropout_seed = uint32_t(make_rng(uint64_t(s.seed), kDropoutStream, uint64_t(step)).next());
             const float loss = model.train_step(trained.data(), batch_pixels.data(), batch_labels.data(), n,
                                                 scores.data(), grad.data(), dropout_seed);
-            if (!std::isfinite(loss))
-                throw std::runtime_error(fmt::format(
-                    "{}: error: training diverged in epoch {} (loss is {}); try a lower learning rate", net.name,
-                    epoch, loss));
+            if (!std::isfinite(loss)) diverged(net, epoch, loss, opts.team);
             loss_sum += double(loss) * n;
             for (int i = 0; i < n; i++) correct += argmax(scores.data() + size_t(i) * classes, classes) == batch_labels[size_t(i)];
             const double lr = plateau ? plateau_lr.lr() : learning_rate_at(s, step, steps_per_epoch);
@@ -313,13 +372,15 @@ TrainResult train(const CompiledModel &compiled, const TrainOptions &opts, const
         const std::string val_text = s.validation > 0 ? fmt::format("  val loss {:.4f} acc {:6.2f}%", validation.loss,
                                                                     100 * validation.accuracy)
                                                       : std::string();
-        log << fmt::format("epoch {:>3}/{}  train loss {:.4f} acc {:6.2f}%{}  test loss {:.4f} acc {:6.2f}%  "
-                           "{:>7.0f} img/s  {:6.1f} s{}\n",
-                           epoch, s.epochs, train_loss, 100 * train_acc, val_text, result.test.loss,
-                           100 * result.test.accuracy, images_per_s, elapsed, lr_text);
-        log.flush();
-        metrics.append(epoch, train_loss, train_acc, s.validation > 0 ? &validation : nullptr, result.test,
-                       images_per_s, elapsed);
+        if (writer) {
+            log << fmt::format("epoch {:>3}/{}  train loss {:.4f} acc {:6.2f}%{}  test loss {:.4f} acc {:6.2f}%  "
+                               "{:>7.0f} img/s  {:6.1f} s{}\n",
+                               epoch, s.epochs, train_loss, 100 * train_acc, val_text, result.test.loss,
+                               100 * result.test.accuracy, images_per_s, elapsed, lr_text);
+            log.flush();
+            metrics->append(epoch, train_loss, train_acc, s.validation > 0 ? &validation : nullptr, result.test,
+                            images_per_s, elapsed);
+        }
 
         Checkpoint ck;
         ck.epoch = epoch;
@@ -328,7 +389,7 @@ TrainResult train(const CompiledModel &compiled, const TrainOptions &opts, const
         if (ema) ck.optimizer_state[kTrainedWeights] = trained;
         ck.metadata = settings_metadata(s);
         if (plateau) ck.metadata.merge(plateau_lr.to_metadata());
-        save_checkpoint(checkpoint_path, net, ck);
+        if (writer) save_checkpoint(checkpoint_path, net, ck);
         result.epochs = epoch;
         if (opts.after_epoch && !opts.after_epoch(epoch)) break;
     }

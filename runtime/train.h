@@ -38,6 +38,11 @@ struct TrainOptions {
     // Called after each epoch's checkpoint is written; returning false stops the
     // run there, as an interruption would.
     std::function<bool(int64_t epoch)> after_epoch;
+    // The processes training together (distributed.h), or nullptr: this one
+    // alone. With a team, every process gets the same result; only the leader
+    // writes `log`, metrics.csv and checkpoints. All check at the start that
+    // they have the same network, settings, data and starting weights.
+    const ShardTeam *team = nullptr;
 };
 
 struct TrainResult {

