@@ -126,8 +126,9 @@ def check(args, name, net):
     """Kiln and torch compute the same function: same accuracy, loss within LOSS_TOLERANCE."""
     with tempfile.TemporaryDirectory(prefix="kiln-compare-") as out:
         common = ["--threads", str(args.threads), "--data", args.data, "--limit-test", str(CHECK_IMAGES)]
-        p = subprocess.run([args.kiln, "train", name, "--epochs", "1", "--limit-train", str(args.batch),
-                            "--batch", str(args.batch), "--out", out, "--no-progress"] + common,
+        # One step on one batch, one more image held out (seed-keras's plateau schedule needs some).
+        p = subprocess.run([args.kiln, "train", name, "--epochs", "1", "--limit-train", str(args.batch + 1),
+                            "--batch", str(args.batch), "--validation", "1", "--out", out, "--no-progress"] + common,
                            capture_output=True, text=True, env=kiln_env())
         if p.returncode != 0:
             fail(f"kiln train {name}: {p.stderr.strip() or p.stdout.strip()}")
