@@ -210,7 +210,7 @@ def _fmt_number(x):
 
 
 def network_hash(net):
-    """Kiln's Network::hash(): FNV-1a 64 of Network::canonical() (generator/model/describe.cpp)."""
+    """Kiln's Network::hash(): FNV-1a 64 of Network::canonical() (model/describe.cpp)."""
     i = net["input"]
     out = "kiln-network 1\n"
     out += (f"input channels={i['channels']} height={i['height']} width={i['width']} "
