@@ -6,38 +6,6 @@ namespace {
 using Halide::RDom;
 using Halide::Var;
 
-using model::LayerKind;
-
-int index_of(const model::Network &net, const model::Layer &l) { return int(&l - net.layers.data()); }
-
-layers::Forward layer_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in,
-                              const Training &t) {
-    switch (l.kind) {
-    case LayerKind::batchnorm: return layers::batchnorm_forward(net, l, params, in, t.batch);
-    case LayerKind::dropout: return layers::dropout_forward(l, index_of(net, l), in, t.dropout_seed, t.first_image);
-    case LayerKind::globalavgpool: return layers::global_pool_forward(l, in);
-    case LayerKind::conv: return layers::conv_forward(net, l, params, in);
-    case LayerKind::maxpool:
-    case LayerKind::avgpool: return layers::pool_forward(l, in);
-    case LayerKind::dense: return layers::dense_forward(net, l, params, in);
-    }
-    return {};
-}
-
-layers::Backward layer_backward(const model::Network &net, const model::Layer &l, const Func &params,
-                                const layers::BackwardArgs &args, const Training &t) {
-    switch (l.kind) {
-    case LayerKind::batchnorm: return layers::batchnorm_backward(net, l, params, args);
-    case LayerKind::dropout: return layers::dropout_backward(l, index_of(net, l), args, t.dropout_seed, t.first_image);
-    case LayerKind::globalavgpool: return layers::global_pool_backward(l, args);
-    case LayerKind::conv: return layers::conv_backward(net, l, params, args);
-    case LayerKind::maxpool:
-    case LayerKind::avgpool: return layers::pool_backward(l, args);
-    case LayerKind::dense: return layers::dense_backward(net, l, params, args);
-    }
-    return {};
-}
-
 // A Halide name for a parameter tensor's loops: "conv1.weight" -> "conv1_weight_r"
 // (Halide reads '.' in loop names as a separator).
 std::string loop_name(const model::ParamTensor &t) {
@@ -60,7 +28,50 @@ void scatter_bias(Func &grad, const model::ParamTensor &t, const Func &d_bias) {
     grad(int(t.offset) + r) = d_bias(r);
 }
 
+// The flat gradient's copy of one parameter tensor's gradient.
+void scatter(Func &grad, const model::Network &net, const layers::ParamGrad &g) {
+    const model::ParamTensor &t = net.params[size_t(g.param)];
+    const std::vector<int> &e = g.extents;
+    if (e.size() == 4)
+        scatter_weight(grad, t, g.value, e[0], e[1], e[2], e[3]);
+    else
+        scatter_bias(grad, t, g.value);
+}
+
+// The sum of the gradients reaching a layer's output from the layers reading it.
+Func sum_of(const std::vector<Func> &terms, const std::string &name) {
+    if (terms.size() == 1) return terms[0];
+    layers::Vars v;
+    Func sum(name);  // (x, y, c, n)
+    Expr e = terms[0](v.x, v.y, v.c, v.n);
+    for (size_t k = 1; k < terms.size(); k++) e += terms[k](v.x, v.y, v.c, v.n);
+    sum(v.x, v.y, v.c, v.n) = e;
+    return sum;
+}
+
 }  // namespace
+
+}  // namespace kiln::pipeline
+
+namespace kiln::layers {
+
+void register_layer_builders(BuilderTable &table);  // generated from layers/*.cpp
+
+const LayerBuilder &builder_for(const model::Layer &l) {
+    static const BuilderTable table = [] {
+        BuilderTable t;
+        register_layer_builders(t);
+        return t;
+    }();
+    for (const LayerBuilder &b : table)
+        if (b.kind == l.kind->name) return b;
+    throw std::runtime_error("unsupported: the generator has no builders for layer type '" + std::string(l.kind->name) +
+                             "' (layer " + l.name + "): add generator/layers/" + std::string(l.kind->name) + ".cpp");
+}
+
+}  // namespace kiln::layers
+
+namespace kiln::pipeline {
 
 Graph build_inference(const model::Network &net, const Func &params, const Func &images) {
     return build_forward(net, params, images, Training{});
@@ -76,18 +87,19 @@ Graph build_forward(const model::Network &net, const Func &params, const Func &i
         (images(v.x, v.y, v.c, v.n) - Halide::cast(t, Expr(in.mean))) / Halide::cast(t, Expr(in.std));
     g.input = Halide::BoundaryConditions::constant_exterior(normalized, layers::zero(t),
                                                            {{0, int(in.width)}, {0, int(in.height)}});
-    Func x = g.input;
+    g.consumers = net.consumers();
     for (const model::Layer &l : net.layers) {
         LayerStages s;
         s.layer = &l;
-        s.in = x;
-        s.fwd = layer_forward(net, l, params, x, training);
-        x = s.fwd.out;
+        for (int from : l.inputs) s.inputs.push_back(from < 0 ? g.input : g.layers[size_t(from)].fwd.out);
+        s.in = s.inputs[0];
+        const layers::LayerCall call{net, l, int(g.layers.size()), params, training};
+        s.fwd = layers::builder_for(l).forward(call, s.inputs);
         g.layers.push_back(s);
     }
     Var o("o");
     g.scores = Func("scores");  // (o, n)
-    g.scores(o, v.n) = x(0, 0, o, v.n);
+    g.scores(o, v.n) = g.layers.back().fwd.out(0, 0, o, v.n);
     return g;
 }
 
@@ -101,36 +113,31 @@ Graph build_training(const model::Network &net, const Func &params, const Func &
     g.loss = layers::softmax_cross_entropy(g.scores, labels, int(net.input.classes), batch, t,
                                           net.train.label_smoothing);
 
-    Func d_out("d_scores_4d");  // (x, y, o, n)
-    d_out(v.x, v.y, o, v.n) = g.loss.d_scores(o, v.n);
+    // Backward in reverse file order: each layer's output gradient is complete
+    // (summed over the layers reading it) before its own adjoint is built.
+    std::vector<std::vector<Func>> reaching(g.layers.size());  // d_out terms from each consumer
+    Func d_scores("d_scores_4d");  // (x, y, o, n)
+    d_scores(v.x, v.y, o, v.n) = g.loss.d_scores(o, v.n);
+    reaching.back().push_back(d_scores);
     for (size_t i = g.layers.size(); i-- > 0;) {
         LayerStages &s = g.layers[i];
-        s.bwd = layer_backward(net, *s.layer, params, {s.in, s.fwd, d_out, batch, i > 0}, training);
-        d_out = s.bwd.d_in;
+        const model::Layer &l = *s.layer;
+        std::vector<bool> need;
+        for (int from : l.inputs) need.push_back(from >= 0);  // the images need no gradient
+        s.d_out = sum_of(reaching[i], l.name + "_d_out");
+        const layers::BackwardArgs args{s.in, s.fwd, s.d_out, batch, need[0], s.inputs, need};
+        const layers::LayerCall call{net, l, int(i), params, training};
+        s.bwd = layers::builder_for(l).backward(call, args);
+        const std::vector<Func> d_inputs = s.bwd.d_inputs.empty() ? std::vector<Func>{s.bwd.d_in} : s.bwd.d_inputs;
+        for (size_t k = 0; k < l.inputs.size(); k++)
+            if (l.inputs[k] >= 0) reaching[size_t(l.inputs[k])].push_back(d_inputs[k]);
     }
 
     g.grad = Func("grad");  // (i)
     Var i("i");
     g.grad(i) = Halide::undef(t);
-    for (const LayerStages &s : g.layers) {
-        const model::Layer &l = *s.layer;
-        if (l.kind == LayerKind::batchnorm) {  // weight, bias, then the batch's statistics in the buffers' places
-            scatter_bias(g.grad, net.params[l.weight], s.bwd.d_weight);
-            scatter_bias(g.grad, net.params[l.bias], s.bwd.d_bias);
-            scatter_bias(g.grad, net.params[l.running_mean], s.fwd.mean);
-            scatter_bias(g.grad, net.params[l.running_var], s.fwd.unbiased_variance);
-            continue;
-        }
-        if (l.weight < 0) continue;
-        const model::Shape &in = l.in;
-        if (l.kind == LayerKind::conv)
-            scatter_weight(g.grad, net.params[l.weight], s.bwd.d_weight, int(l.conv().kernel), int(l.conv().kernel),
-                           int(in.channels), int(l.out.channels));
-        else
-            scatter_weight(g.grad, net.params[l.weight], s.bwd.d_weight, int(in.width), int(in.height),
-                           int(in.channels), int(l.out.channels));
-        scatter_bias(g.grad, net.params[l.bias], s.bwd.d_bias);
-    }
+    for (const LayerStages &s : g.layers)
+        for (const layers::ParamGrad &p : s.bwd.param_grads) scatter(g.grad, net, p);
     return g;
 }
 

@@ -22,25 +22,24 @@ using Halide::Func;
 
 struct LayerStages {
     const model::Layer *layer = nullptr;
-    Func in;                  // (x, y, c, n) the layer's input activation
+    Func in;                  // (x, y, c, n) the layer's (first) input activation
+    std::vector<Func> inputs; // (x, y, c, n) each input activation, in order
     layers::Forward fwd;
     layers::Backward bwd;     // training only
+    Func d_out;               // training: (x, y, o, n) the gradient reaching the output, summed over its readers
 };
 
 struct Graph {
     Func input;   // (x, y, c, n) normalized images, zero outside the image
-    std::vector<LayerStages> layers;
+    std::vector<LayerStages> layers;  // in the network's order
+    std::vector<std::vector<int>> consumers;  // for each layer, the layers reading its output (model::Network::consumers)
     Func scores;  // (o, n) the last layer's class scores
     layers::Loss loss;  // training only
     Func grad;    // (i) flat gradient, Network::params layout (batch statistics for buffers); training only
 };
 
 // What a training step adds to the forward pass; all undefined in inference.
-struct Training {
-    Expr batch;         // N: batchnorm normalizes with the batch's statistics
-    Expr dropout_seed;  // a new value every step: dropout active (unused by networks without dropout)
-    Expr first_image;   // the index of image n = 0 in the whole batch, when a batch is cut into shards
-};
+using Training = layers::Training;
 
 Graph build_forward(const model::Network &net, const Func &params, const Func &images, const Training &training);
 Graph build_inference(const model::Network &net, const Func &params, const Func &images);

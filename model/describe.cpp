@@ -1,4 +1,4 @@
-// Text forms of a Network: enum names, the canonical architecture and its hash
+// Text forms of a Network: activation names, the canonical architecture and its hash
 // (what a checkpoint records), and the layer table `kiln` prints.
 #include <algorithm>
 #include <array>
@@ -25,55 +25,19 @@ const char *to_string(Activation a) {
     return "?";
 }
 
-const char *to_string(LayerKind k) {
-    switch (k) {
-        case LayerKind::conv:
-            return "conv";
-        case LayerKind::maxpool:
-            return "maxpool";
-        case LayerKind::avgpool:
-            return "avgpool";
-        case LayerKind::dense:
-            return "dense";
-        case LayerKind::dropout:
-            return "dropout";
-        case LayerKind::globalavgpool:
-            return "globalavgpool";
-        case LayerKind::batchnorm:
-            return "batchnorm";
-    }
-    return "?";
+// The names of the layers a layer reads, comma-separated ("input" for the network's input).
+static std::string input_names(const Network &net, const Layer &l) {
+    std::string out;
+    for (int from : l.inputs)
+        out += fmt::format("{}{}", out.empty() ? "" : ",", from < 0 ? "input" : net.layers[size_t(from)].name);
+    return out;
 }
 
-Activation Layer::activation() const {
-    if (auto c = std::get_if<ConvSpec>(&spec)) return c->activation;
-    if (auto d = std::get_if<DenseSpec>(&spec)) return d->activation;
-    if (auto b = std::get_if<BatchNormSpec>(&spec)) return b->activation;
-    return Activation::none;
-}
-
-static std::string spec_text(const Layer &l) {
-    switch (l.kind) {
-        case LayerKind::conv: {
-            const ConvSpec &c = l.conv();
-            return fmt::format("filters={} kernel={} stride={} padding={} activation={}", c.filters,
-                               c.kernel, c.stride, c.padding, to_string(c.activation));
-        }
-        case LayerKind::maxpool:
-        case LayerKind::avgpool:
-            return fmt::format("size={} stride={}", l.pool().size, l.pool().stride);
-        case LayerKind::dense:
-            return fmt::format("units={} activation={}", l.dense().units,
-                               to_string(l.dense().activation));
-        case LayerKind::dropout:
-            return fmt::format("rate={}", l.dropout().rate);
-        case LayerKind::globalavgpool:
-            return {};
-        case LayerKind::batchnorm:
-            return fmt::format("momentum={} epsilon={} activation={}", l.batchnorm().momentum, l.batchnorm().epsilon,
-                               to_string(l.batchnorm().activation));
-    }
-    return {};
+// Whether a layer reads just the layer above it (or the input, for the first):
+// a chain's layers, whose canonical text has no inputs (so that chain networks
+// keep the hash they had before graphs).
+static bool reads_previous(const Network &net, const Layer &l) {
+    return l.inputs.size() == 1 && l.inputs[0] == int(&l - net.layers.data()) - 1;
 }
 
 // Everything that decides what the parameters mean, and nothing else: the network's
@@ -84,8 +48,11 @@ std::string Network::canonical() const {
     out += fmt::format("input channels={} height={} width={} classes={} mean={} std={}\n",
                        input.channels, input.height, input.width, input.classes, input.mean,
                        input.std);
-    for (const Layer &l : layers)
-        out += fmt::format("layer {} {} {}\n", l.name, to_string(l.kind), spec_text(l));
+    for (const Layer &l : layers) {
+        out += fmt::format("layer {} {} {}", l.name, l.kind->name, l.kind->text(l));
+        if (!reads_previous(*this, l)) out += fmt::format(" inputs={}", input_names(*this, l));
+        out += '\n';
+    }
     return out;
 }
 
@@ -123,21 +90,21 @@ int64_t feature_count(const Network &net) { return feature_offset(net, net.layer
 
 bool images_independent_in_training(const Network &net) {
     return std::none_of(net.layers.begin(), net.layers.end(),
-                        [](const Layer &l) { return l.kind == LayerKind::batchnorm; });
+                        [](const Layer &l) { return l.kind->batch_statistics; });
 }
 
 std::string layer_table(const Network &net) {
-    using Row = std::array<std::string, 5>;
-    std::vector<Row> rows = {{"layer", "type", "output", "params", "FLOPs"},
-                             {"input", "", shape_text(net.input.shape()), "", ""}};
+    using Row = std::array<std::string, 6>;
+    std::vector<Row> rows = {{"layer", "type", "output", "params", "FLOPs", "inputs"},
+                             {"input", "", shape_text(net.input.shape()), "", "", ""}};
     for (const Layer &l : net.layers) {
         int64_t params = 0;
         for (int i : {l.weight, l.bias, l.running_mean, l.running_var})
             if (i >= 0) params += net.params[i].count;
         rows.push_back(
-            {l.name, to_string(l.kind), shape_text(l.out), grouped(params), grouped(l.flops)});
+            {l.name, std::string(l.kind->name), shape_text(l.out), grouped(params), grouped(l.flops), input_names(net, l)});
     }
-    std::array<size_t, 5> width{};
+    std::array<size_t, 6> width{};
     for (const Row &r : rows)
         for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
 
@@ -145,8 +112,8 @@ std::string layer_table(const Network &net) {
     size_t rule = 0;
     for (const Row &r : rows) {
         std::string line =
-            fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>{}}  {:>{}}", r[0], width[0], r[1], width[1],
-                        r[2], width[2], r[3], width[3], r[4], width[4]);
+            fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>{}}  {:>{}}  {}", r[0], width[0], r[1], width[1],
+                        r[2], width[2], r[3], width[3], r[4], width[4], r[5]);
         line.erase(line.find_last_not_of(' ') + 1);
         rule = std::max(rule, line.size());
         out += line + '\n';

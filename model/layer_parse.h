@@ -1,8 +1,9 @@
 // Internal to the model library: what parse.cpp shares with the per-kind parsers
-// (conv.cpp, pool.cpp, dense.cpp) and the study plan's parser (study_plan.cpp). A kind's parser reads its own keys through a
-// TableReader, validates them against the shape flowing in, and returns a
-// LayerParse; parse.cpp does everything common to all kinds (type, name, offsets
-// into the flat parameter vector, totals) and provides the helpers declared here.
+// (kinds/*.cpp) and the study plan's parser (study_plan.cpp). A kind's parser reads
+// its own keys through a TableReader, validates them against the shapes flowing
+// in, and returns a LayerParse; parse.cpp does everything common to all kinds
+// (type, name, inputs, offsets into the flat parameter vector, totals) and
+// provides the helpers declared here.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
+#include <any>
+#include <vector>
 
 #include "model/toml.h"
 
@@ -81,6 +83,8 @@ public:
     [[noreturn]] void fail_at(std::string_view key, std::string_view message) const;
     // Fails at the table header.
     [[noreturn]] void fail(std::string_view message) const;
+    // Fails at `node`, a value inside this table (an element of an array).
+    [[noreturn]] void fail_at_node(const toml::node &node, std::string_view message) const;
 
     // The product of `factors` (all >= 0), failing with `what` in the message if
     // it would exceed `limit`; checked before each multiplication so that nothing
@@ -110,8 +114,9 @@ Shape output_shape(const TableReader &r, int64_t channels, int64_t height, int64
 
 // What one kind's parser produces; parse.cpp names and places the tensors.
 struct LayerParse {
-    std::variant<ConvSpec, PoolSpec, DenseSpec, DropoutSpec, GlobalPoolSpec, BatchNormSpec> spec;
+    std::any spec;  // the kind's own parameter struct, if it has one
     Shape out;
+    Activation activation = Activation::none;
     std::optional<ParamTensor> weight, bias;  // name and offset are filled in later
     std::optional<ParamTensor> running_mean, running_var;  // batchnorm's buffers
     int64_t flops = 0;
@@ -121,13 +126,5 @@ struct LayerParse {
 // at `key`, the key that sizes it).
 ParamTensor make_tensor(const TableReader &r, std::string_view key,
                         std::initializer_list<int64_t> shape, int64_t fan_in);
-
-using ParseFn = LayerParse (*)(const TableReader &r, const Shape &in);
-LayerParse parse_conv(const TableReader &r, const Shape &in);
-LayerParse parse_pool(const TableReader &r, const Shape &in);  // maxpool and avgpool
-LayerParse parse_dropout(const TableReader &r, const Shape &in);
-LayerParse parse_global_pool(const TableReader &r, const Shape &in);
-LayerParse parse_dense(const TableReader &r, const Shape &in);
-LayerParse parse_batchnorm(const TableReader &r, const Shape &in);
 
 }  // namespace kiln::model::detail

@@ -9,12 +9,14 @@
 //   (O, 1, 1), so every activation has the same rank.
 #pragma once
 
+#include <any>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
+
+#include "model/kind.h"
 
 namespace kiln::model {
 
@@ -36,35 +38,6 @@ struct Shape {
     }
 };
 
-// Each layer kind's own small parameter struct.
-struct ConvSpec {
-    int64_t filters = 0, kernel = 0, stride = 1, padding = 0;
-    Activation activation = Activation::none;
-};
-struct PoolSpec {  // maxpool and avgpool; windows never reach past the input
-    int64_t size = 0, stride = 0;
-};
-struct DenseSpec {  // input flattened in (channel, row, column) order
-    int64_t units = 0;
-    Activation activation = Activation::none;
-};
-struct GlobalPoolSpec {};  // globalavgpool: the mean of each channel, (C, 1, 1) out
-struct DropoutSpec {  // in training, zero each element with probability `rate`, scale the rest by 1/(1 - rate)
-    double rate = 0;
-};
-// batchnorm: each channel (a dense layer's unit) normalized over (n, y, x), then
-// scaled by weight and shifted by bias, then an activation. In training with the
-// batch's mean and biased variance; in evaluation with the running statistics,
-// which the runtime updates after each step: running = (1 - momentum) running +
-// momentum batch (the variance unbiased), as PyTorch's BatchNorm2d/1d.
-struct BatchNormSpec {
-    double momentum = 0.1, epsilon = 1e-5;
-    Activation activation = Activation::none;
-};
-
-enum class LayerKind { conv, maxpool, avgpool, dense, dropout, globalavgpool, batchnorm };
-const char *to_string(LayerKind k);
-
 // A parameter tensor inside the one flat parameter vector, in PyTorch's layout:
 // conv weight [O, C, K, K], dense weight [O, C*H*W], bias [O]; batchnorm weight,
 // bias, running_mean and running_var [C]. The running statistics are buffers, not
@@ -79,22 +52,24 @@ struct ParamTensor {
     bool buffer = false;         // a running statistic, not a trained parameter
 };
 
+// One layer of the graph. A layer reads earlier layers only (file order is a
+// topological order), and every layer's output but the last is read by a later one.
 struct Layer {
-    LayerKind kind = LayerKind::conv;
+    const Kind *kind = nullptr;
     std::string name;  // unique; default: kind + running count (conv1, dense2, ...)
-    std::variant<ConvSpec, PoolSpec, DenseSpec, DropoutSpec, GlobalPoolSpec, BatchNormSpec> spec;
-    Shape in, out;
+    std::any spec;     // the kind's own parameter struct (model/kinds/<kind>.h); empty if it has none
+    std::vector<int> inputs;  // the layers it reads, by index in Network::layers; -1: the network's input
+    Shape in;          // its first input's shape (all of them, for kinds that need the same shape)
+    Shape out;
+    Activation activation = Activation::none;  // applied last; none for kinds without one
     int weight = -1, bias = -1;  // indices into Network::params, -1 if none
     int running_mean = -1, running_var = -1;  // batchnorm's buffers in Network::params
     int64_t flops = 0;           // per image, a multiply-add counted as 2
     int line = 0;                // where the [[layer]] table starts in the file
 
-    const ConvSpec &conv() const { return std::get<ConvSpec>(spec); }
-    const PoolSpec &pool() const { return std::get<PoolSpec>(spec); }
-    const DenseSpec &dense() const { return std::get<DenseSpec>(spec); }
-    const DropoutSpec &dropout() const { return std::get<DropoutSpec>(spec); }
-    const BatchNormSpec &batchnorm() const { return std::get<BatchNormSpec>(spec); }
-    Activation activation() const;  // none for pooling
+    template <class Spec>
+    const Spec &spec_as() const { return std::any_cast<const Spec &>(spec); }
+    bool is(std::string_view kind_name) const { return kind && kind->name == kind_name; }
 };
 
 struct InputSpec {
@@ -167,6 +142,12 @@ struct Network {
     // checkpoint records the hash, so weights for another network are refused.
     std::string canonical() const;
     std::string hash() const;
+
+    // The shape of layer `index`'s output; -1: the network's input.
+    Shape shape_of(int index) const { return index < 0 ? input.shape() : layers[size_t(index)].out; }
+    // For each layer, the layers that read its output, in order (a layer reading
+    // the same output twice is listed twice).
+    std::vector<std::vector<int>> consumers() const;
 };
 
 // Parse and validate. `source` names the file in error messages. Throws InputError.
@@ -180,12 +161,12 @@ int64_t feature_offset(const Network &net, size_t layer);
 int64_t feature_count(const Network &net);
 
 // Whether a training batch's images meet only where their gradients are summed:
-// no batchnorm (statistics over the batch; dropout's masks are drawn by an image's
+// no kind with batch statistics (batchnorm's over the batch; dropout's masks are drawn by an image's
 // index in the whole batch). Then a batch trained in shards gives the whole
 // batch's step, to float rounding.
 bool images_independent_in_training(const Network &net);
 
-// A human-readable layer table: name, type, output shape, parameters, FLOPs.
+// A human-readable layer table: name, type, output shape, parameters, FLOPs, inputs.
 std::string layer_table(const Network &net);
 
 // Limits on sizes, so that every shape, index and FLOP count fits comfortably in

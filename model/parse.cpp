@@ -76,6 +76,10 @@ static std::string describe(const toml::node &node) {
 
 // --- TableReader -----------------------------------------------------------------
 
+void TableReader::fail_at_node(const toml::node &node, std::string_view message) const {
+    ctx_.fail(pos_of(node), fmt::format("{}{}", prefix_, message));
+}
+
 void TableReader::allow_only(std::initializer_list<std::string_view> keys) const {
     const toml::key *first = nullptr;
     for (auto &&[key, value] : table_) {
@@ -506,53 +510,79 @@ static AugmentSettings parse_augment(const Context &ctx, const toml::table *t, c
 
 // --- Layers -------------------------------------------------------------------------
 
-struct KindEntry {
-    LayerKind kind;
-    ParseFn parse;
-};
-static const KindEntry kinds[] = {
-    {LayerKind::conv, parse_conv},
-    {LayerKind::maxpool, parse_pool},
-    {LayerKind::avgpool, parse_pool},
-    {LayerKind::dense, parse_dense},
-    {LayerKind::dropout, parse_dropout},
-    {LayerKind::globalavgpool, parse_global_pool},
-    {LayerKind::batchnorm, parse_batchnorm},
-};
-
 // State carried from layer to layer.
 struct LayerWalk {
-    Shape shape;                       // the activation flowing in
-    std::map<LayerKind, int> counts;   // for default names
-    std::map<std::string, int> names;  // name -> 1-based layer index
+    std::map<std::string_view, int> counts;  // for default names
+    std::map<std::string, int> names;        // name -> index in Network::layers
+    std::map<std::string, int> explicit_names;  // every layer's given name -> its 1-based position, for messages
 };
 
-static const KindEntry &find_kind(const TableReader &r) {
+static const Kind &layer_kind(const TableReader &r) {
     const std::string type = r.string("type");
+    if (const Kind *k = find_kind(type)) return *k;
     std::string names;
-    for (const KindEntry &k : kinds) {
-        if (type == to_string(k.kind)) return k;
-        names += fmt::format("{}{}", names.empty() ? "" : ", ", to_string(k.kind));
-    }
+    for (const Kind *k : kinds()) names += fmt::format("{}{}", names.empty() ? "" : ", ", k->name);
     r.fail_at("type", fmt::format("unknown layer type {} (expected {})", quote(type), names));
 }
 
 // The explicit name or kind + running count, unique among all layers so far.
-static std::string layer_name(const TableReader &r, LayerKind kind, int index, LayerWalk &walk) {
-    const int count = ++walk.counts[kind];
+static std::string layer_name(const TableReader &r, const Kind &kind, int index, LayerWalk &walk) {
+    const int count = ++walk.counts[kind.name];
     const bool given = r.find("name") != nullptr;
-    std::string name = given ? r.string("name") : fmt::format("{}{}", to_string(kind), count);
+    std::string name = given ? r.string("name") : fmt::format("{}{}", kind.name, count);
     if (given && !is_identifier(name))
         r.fail_at("name",
                   fmt::format("'name' must be an identifier ([A-Za-z_][A-Za-z0-9_]*), got {}",
                               quote(name)));
-    auto [it, fresh] = walk.names.emplace(name, index);
+    if (given && name == "input") r.fail_at("name", "'input' names the network's input: choose another name");
+    auto [it, fresh] = walk.names.emplace(name, index - 1);
     if (!fresh && given)
-        r.fail_at("name", fmt::format("name '{}' is already used by layer {}", name, it->second));
+        r.fail_at("name", fmt::format("name '{}' is already used by layer {}", name, it->second + 1));
     if (!fresh)
         r.fail(fmt::format("the default name '{}' is already used by layer {}; name one of them",
-                           name, it->second));
+                           name, it->second + 1));
     return name;
+}
+
+// One name in `input` or `inputs`: "input" (the network's input, -1) or a layer above.
+static int resolve_input(const TableReader &r, std::string_view key, const std::string &name, int index,
+                         const LayerWalk &walk) {
+    if (name == "input") return -1;
+    if (auto it = walk.names.find(name); it != walk.names.end()) {
+        if (it->second == index - 1)
+            r.fail_at(key, fmt::format("'{}' is this layer: a layer may only read the input or layers above it", name));
+        return it->second;
+    }
+    if (auto it = walk.explicit_names.find(name); it != walk.explicit_names.end())
+        r.fail_at(key, fmt::format("'{}' is layer {}, below this one: a layer may only read the input or layers "
+                                   "above it",
+                                   name, it->second));
+    r.fail_at(key, fmt::format("no layer named {} above this one", quote(name)));
+}
+
+// The layers a layer reads: `input` (one name, default the previous layer) or,
+// for kinds that read several, `inputs` (two or more names, required).
+static std::vector<int> layer_inputs(const TableReader &r, const Kind &kind, int index, const LayerWalk &walk) {
+    const toml::node *one = r.find("input"), *many = r.find("inputs");
+    if (one && many) r.fail_at("inputs", "give 'input' or 'inputs', not both");
+    if (!kind.many_inputs) {
+        if (many) r.fail_at("inputs", fmt::format("{} reads one input: use 'input'", kind.name));
+        if (!one) return {index - 2};  // the previous layer, or the network's input for the first
+        return {resolve_input(r, "input", r.string("input"), index, walk)};
+    }
+    if (one) r.fail_at("input", fmt::format("{} reads two or more inputs: use 'inputs'", kind.name));
+    if (!many) r.fail(fmt::format("{} needs 'inputs', the names of the layers it reads", kind.name));
+    const toml::array *names = many->as_array();
+    if (!names) r.fail_at("inputs", fmt::format("'inputs' must be an array of layer names, got {}", describe(*many)));
+    if (names->size() < 2)
+        r.fail_at("inputs", fmt::format("{} needs at least two inputs, got {}", kind.name, names->size()));
+    std::vector<int> out;
+    for (const toml::node &n : *names) {
+        if (!n.is_string())
+            r.fail_at_node(n, fmt::format("'inputs' must hold layer names (strings), got {}", describe(n)));
+        out.push_back(resolve_input(r, "inputs", n.value_or(std::string()), index, walk));
+    }
+    return out;
 }
 
 // Appends a layer's tensor to the flat parameter vector; returns its index.
@@ -571,25 +601,48 @@ static int place(Network &net, const TableReader &r, const std::string &layer,
 static void parse_layer(const Context &ctx, const toml::table &t, int index, LayerWalk &walk,
                         Network &net) {
     const TableReader pre(ctx, t, fmt::format("layer {}: ", index));
-    const KindEntry &kind = find_kind(pre);
+    const Kind &kind = layer_kind(pre);
     Layer layer;
-    layer.kind = kind.kind;
-    layer.name = layer_name(pre, kind.kind, index, walk);
+    layer.kind = &kind;
+    layer.name = layer_name(pre, kind, index, walk);
     layer.line = pos_of(t).line;
 
     const TableReader r(ctx, t, fmt::format("layer '{}': ", layer.name));
-    LayerParse p = kind.parse(r, walk.shape);
-    layer.spec = p.spec;
-    layer.in = walk.shape;
+    layer.inputs = layer_inputs(r, kind, index, walk);
+    std::vector<Shape> shapes;
+    for (int from : layer.inputs) shapes.push_back(net.shape_of(from));
+    LayerParse p = kind.parse(r, shapes);
+    layer.spec = std::move(p.spec);
+    layer.in = shapes[0];
     layer.out = p.out;
+    layer.activation = p.activation;
     layer.flops = p.flops;  // each <= 2^54, at most 256 layers: the sum fits
     layer.weight = place(net, r, layer.name, std::move(p.weight), "weight");
     layer.bias = place(net, r, layer.name, std::move(p.bias), "bias");
     layer.running_mean = place(net, r, layer.name, std::move(p.running_mean), "running_mean");
     layer.running_var = place(net, r, layer.name, std::move(p.running_var), "running_var");
     net.flops += layer.flops;
-    walk.shape = layer.out;
     net.layers.push_back(std::move(layer));
+}
+
+// Every layer's given name, so that naming a layer below is told apart from a typo.
+static std::map<std::string, int> explicit_names(const toml::array &layers) {
+    std::map<std::string, int> out;
+    for (size_t i = 0; i < layers.size(); i++)
+        if (auto name = layers.get(i)->as_table()->get("name"); name && name->is_string())
+            out.emplace(name->value_or(std::string()), int(i) + 1);
+    return out;
+}
+
+// Every layer's output but the last feeds a later layer: an unused output is a
+// mistake in the wiring (and would get no gradient).
+static void check_all_used(const Context &ctx, const toml::array &tables, const Network &net) {
+    const std::vector<std::vector<int>> consumers = net.consumers();
+    for (size_t i = 0; i + 1 < net.layers.size(); i++)
+        if (consumers[i].empty())
+            TableReader(ctx, *tables.get(i)->as_table(), fmt::format("layer '{}': ", net.layers[i].name))
+                .fail("its output is not read by any later layer (only the last layer's may be unused; check the "
+                      "'input' and 'inputs' below it)");
 }
 
 static void parse_layers(const Context &ctx, const TableReader &root, Network &net) {
@@ -610,20 +663,20 @@ static void parse_layers(const Context &ctx, const TableReader &root, Network &n
                  fmt::format("the network has more than {} layers", Limits::max_layers));
 
     LayerWalk walk;
-    walk.shape = net.input.shape();
+    walk.explicit_names = explicit_names(*layers);
     for (size_t i = 0; i < layers->size(); ++i)
         parse_layer(ctx, *layers->get(i)->as_table(), static_cast<int>(i) + 1, walk, net);
+    check_all_used(ctx, *layers, net);
 
     // The last layer gives the class scores.
     const Layer &last = net.layers.back();
     const TableReader r(ctx, *layers->back().as_table(), fmt::format("layer '{}': ", last.name));
-    if (last.kind != LayerKind::dense)
-        r.fail(fmt::format("the last layer must be dense (it gives the class scores), not {}",
-                           to_string(last.kind)));
-    if (last.dense().units != net.input.classes)
+    if (!last.is("dense"))
+        r.fail(fmt::format("the last layer must be dense (it gives the class scores), not {}", last.kind->name));
+    if (last.out.channels != net.input.classes)
         r.fail_at("units", fmt::format("the last layer's 'units' must equal [input] classes ({}), "
                                        "got {}",
-                                       net.input.classes, last.dense().units));
+                                       net.input.classes, last.out.channels));
 }
 
 }  // namespace detail

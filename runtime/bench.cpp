@@ -66,7 +66,7 @@ BenchResult bench(const CompiledModel &model, const BenchOptions &opts) {
         model.train_step(params.data(), images.data(), labels.data(), opts.batch, train_scores.data(), grad.data());
     model.forward(params.data(), images.data(), opts.batch, infer_scores.data());
     const bool has_dropout = std::any_of(net.layers.begin(), net.layers.end(),
-                                         [](const model::Layer &l) { return l.kind == model::LayerKind::dropout; });
+                                         [](const model::Layer &l) { return l.kind->random_in_training; });
     const bool train_differs = has_dropout || has_batchnorm(net);
     if (train_differs) {
         train_scores = infer_scores;

@@ -17,7 +17,7 @@ double weight_bound(const std::string &init, const model::Layer &l, const model:
         const int64_t fan_out = w.count / w.shape.at(1);  // [out, in, ...]: out x the kernel's area
         return std::sqrt(6.0 / double(w.fan_in + fan_out));
     }
-    const double gain = l.activation() == model::Activation::relu ? 6.0 : 3.0;
+    const double gain = l.activation == model::Activation::relu ? 6.0 : 3.0;
     return std::sqrt(gain / double(w.fan_in));
 }
 
@@ -31,7 +31,7 @@ std::vector<float> initial_params(const model::Network &net, uint64_t seed, cons
     if (init != "he_lecun" && init != "glorot_uniform") throw std::invalid_argument("initial_params: unknown init " + init);
     std::vector<float> params(size_t(net.param_count), 0.0f);
     for (const model::Layer &l : net.layers) {
-        if (l.kind == model::LayerKind::batchnorm) {  // as PyTorch's: weight 1, bias 0, running mean 0, variance 1
+        if (l.is("batchnorm")) {  // as PyTorch's: weight 1, bias 0, running mean 0, variance 1
             for (int index : {l.weight, l.running_var}) {
                 const model::ParamTensor &t = net.params[size_t(index)];
                 std::fill_n(params.begin() + t.offset, t.count, 1.0f);

@@ -41,9 +41,9 @@ std::string inspection_json(const CompiledModel &model, const std::vector<float>
     json layers = json::array();
     for (size_t i = 0; i + 1 < net.layers.size(); i++) {
         const model::Layer &l = net.layers[i];
-        if (l.kind == model::LayerKind::dropout) continue;
+        if (l.kind->random_in_training) continue;
         layers.push_back({{"name", l.name},
-                          {"kind", model::to_string(l.kind)},
+                          {"kind", std::string(l.kind->name)},
                           {"shape", {l.out.channels, l.out.height, l.out.width}},
                           {"values", slice(features.data() + model::feature_offset(net, i), l.out.size())}});
     }
@@ -51,7 +51,7 @@ std::string inspection_json(const CompiledModel &model, const std::vector<float>
 
     out["filters"] = nullptr;
     for (const model::Layer &l : net.layers)
-        if (l.kind == model::LayerKind::conv) {
+        if (l.is("conv")) {
             const model::ParamTensor &w = net.params[size_t(l.weight)];
             out["filters"] = {{"layer", l.name}, {"shape", w.shape}, {"values", slice(params.data() + w.offset, w.count)}};
             break;

@@ -11,6 +11,10 @@
 
 #include "onnx.pb.h"
 
+#include "model/kinds/batchnorm.h"
+#include "model/kinds/conv.h"
+#include "model/kinds/pool.h"
+
 namespace kiln {
 namespace {
 
@@ -71,18 +75,26 @@ public:
         const std::string mean = scalar("input.mean", float(in.mean)), std = scalar("input.std", float(in.std));
         node("Sub", {x_, mean}, "normalized.centred");
         node("Div", {x_, std}, "normalized");
+        input_ = {x_, false};
     }
 
+    // Layers in file order; each reads the tensors its inputs wrote.
     void layer(const model::Layer &l) {
-        switch (l.kind) {
-            case model::LayerKind::conv: return conv(l);
-            case model::LayerKind::maxpool: return pool(l, "MaxPool");
-            case model::LayerKind::avgpool: return pool(l, "AveragePool");
-            case model::LayerKind::globalavgpool: spatial(l, "GlobalAveragePool", {}, l.name); return;
-            case model::LayerKind::batchnorm: return batchnorm(l);
-            case model::LayerKind::dense: return dense(l);
-            case model::LayerKind::dropout: return;  // the identity in evaluation
-        }
+        const Tensor &first = tensor_of(l.inputs[0]);
+        x_ = first.name;
+        flat_ = first.flat;
+        const std::string_view kind = l.kind->name;
+        if (kind == "conv") conv(l);
+        else if (kind == "maxpool") pool(l, "MaxPool");
+        else if (kind == "avgpool") pool(l, "AveragePool");
+        else if (kind == "globalavgpool") spatial(l, "GlobalAveragePool", {}, l.name);
+        else if (kind == "batchnorm") batchnorm(l);
+        else if (kind == "dense") dense(l);
+        else if (kind == "add") join(l, "Sum");
+        else if (kind == "concat") join(l, "Concat");
+        else if (kind != "dropout")  // dropout: the identity in evaluation
+            throw std::runtime_error("unsupported: ONNX export of layer type '" + std::string(kind) + "'");
+        tensors_.push_back({x_, flat_});
     }
 
     // The last layer's last node (the network ends with a dense layer) writes the output.
@@ -92,6 +104,27 @@ public:
     }
 
 private:
+    struct Tensor {
+        std::string name;
+        bool flat = false;  // [N, F] rather than [N, C, H, W]
+    };
+    const Tensor &tensor_of(int index) const { return index < 0 ? input_ : tensors_[size_t(index)]; }
+
+    // add (ONNX Sum, then the activation) and concat (along the channels): the
+    // inputs in one layout.
+    void join(const model::Layer &l, const std::string &op) {
+        std::vector<std::string> names;
+        for (int from : l.inputs) {
+            if (tensor_of(from).flat != flat_)
+                throw std::runtime_error("unsupported: ONNX export of layer '" + l.name +
+                                         "', which joins flat and spatial tensors");
+            names.push_back(tensor_of(from).name);
+        }
+        onnx::NodeProto &n = node(op, names, op == "Sum" ? pre_activation_name(l) : l.name);
+        if (op == "Concat") add_int(n, "axis", 1);
+        else activation(l);
+    }
+
     onnx::NodeProto &node(const std::string &op, std::vector<std::string> inputs, const std::string &out) {
         onnx::NodeProto *n = graph_.add_node();
         n->set_op_type(op);
@@ -119,11 +152,11 @@ private:
     // The layer's own op, then its activation: the op's output is the layer's
     // name, or "<name>.linear" when an activation follows.
     std::string pre_activation_name(const model::Layer &l) const {
-        return l.activation() == model::Activation::none ? l.name : l.name + ".linear";
+        return l.activation == model::Activation::none ? l.name : l.name + ".linear";
     }
 
     void activation(const model::Layer &l) {
-        switch (l.activation()) {
+        switch (l.activation) {
             case model::Activation::none: return;
             case model::Activation::relu: node("Relu", {x_}, l.name); return;
             case model::Activation::tanh: node("Tanh", {x_}, l.name); return;
@@ -146,7 +179,7 @@ private:
     }
 
     void conv(const model::Layer &l) {
-        const model::ConvSpec &c = l.conv();
+        const auto &c = l.spec_as<model::ConvSpec>();
         onnx::NodeProto &n = spatial(l, "Conv", {param(l.weight), param(l.bias)}, pre_activation_name(l));
         add_ints(n, "kernel_shape", {c.kernel, c.kernel});
         add_ints(n, "strides", {c.stride, c.stride});
@@ -157,8 +190,9 @@ private:
     // Windows never reach past the input: no padding, rounding down (ONNX's default).
     void pool(const model::Layer &l, const std::string &op) {
         onnx::NodeProto &n = spatial(l, op, {}, l.name);
-        add_ints(n, "kernel_shape", {l.pool().size, l.pool().size});
-        add_ints(n, "strides", {l.pool().stride, l.pool().stride});
+        const auto &p = l.spec_as<model::PoolSpec>();
+        add_ints(n, "kernel_shape", {p.size, p.size});
+        add_ints(n, "strides", {p.stride, p.stride});
     }
 
     // Evaluation mode: the running statistics. Works on [N, C, H, W] and on [N, C] alike.
@@ -166,7 +200,7 @@ private:
         onnx::NodeProto &n = node("BatchNormalization",
                                   {x_, param(l.weight), param(l.bias), param(l.running_mean), param(l.running_var)},
                                   pre_activation_name(l));
-        add_float(n, "epsilon", float(l.batchnorm().epsilon));
+        add_float(n, "epsilon", float(l.spec_as<model::BatchNormSpec>().epsilon));
         activation(l);
     }
 
@@ -183,8 +217,10 @@ private:
     onnx::GraphProto &graph_;
     const model::Network &net_;
     const std::vector<float> &params_;
-    std::string x_;
-    bool flat_ = false;
+    std::string x_;       // the tensor the op being added reads
+    bool flat_ = false;   // whether x_ is [N, F]
+    Tensor input_;                 // the normalized images
+    std::vector<Tensor> tensors_;  // each layer's output, in layer order
 };
 
 }  // namespace

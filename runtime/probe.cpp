@@ -154,8 +154,8 @@ std::vector<ProbeLayer> probe_layers(const model::Network &net, int64_t max_feat
     add({0, "input", "input", net.input.shape(), -1});
     for (size_t i = 0; i + 1 < net.layers.size(); i++) {
         const model::Layer &l = net.layers[i];
-        if (l.kind == model::LayerKind::dropout) continue;
-        add({int(i) + 1, l.name, model::to_string(l.kind), l.out, model::feature_offset(net, i)});
+        if (l.kind->random_in_training) continue;
+        add({int(i) + 1, l.name, std::string(l.kind->name), l.out, model::feature_offset(net, i)});
     }
     return out;
 }

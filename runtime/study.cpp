@@ -86,8 +86,8 @@ Member member(const CompiledModel &m) {
     Member out{m};
     const std::vector<model::Layer> &layers = m.net().layers;
     for (size_t i = 0; i < layers.size(); i++) {
-        out.hidden_conv += layers[i].kind == model::LayerKind::conv;
-        out.hidden_dense += layers[i].kind == model::LayerKind::dense && i + 1 < layers.size();
+        out.hidden_conv += layers[i].is("conv");
+        out.hidden_dense += layers[i].is("dense") && i + 1 < layers.size();
     }
     return out;
 }

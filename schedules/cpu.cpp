@@ -2,6 +2,8 @@
 // Dimension letters: see generator/layers/layers.h.
 #include "schedules/cpu.h"
 
+#include "model/kinds/conv.h"
+
 namespace kiln::schedules {
 namespace {
 
@@ -10,7 +12,6 @@ using Halide::Func;
 using Halide::RVar;
 using Halide::TailStrategy;
 using Halide::Var;
-using model::LayerKind;
 
 struct Context {
     int vector;  // lanes of the pipeline's element type
@@ -228,14 +229,15 @@ void conv_weight_gradient_by_rows(const pipeline::LayerStages &s, const Context 
 
 void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
     const model::Layer &l = *s.layer;
-    const int64_t taps = l.conv().kernel * l.conv().kernel * l.in.channels;
+    const model::ConvSpec &conv = l.spec_as<model::ConvSpec>();
+    const int64_t taps = conv.kernel * conv.kernel * l.in.channels;
     if (!s.bwd.d_in.defined() && taps < ctx.vector) return conv_first_layer_gradients(s, ctx);
     // Without an activation d_pre is d_out: its readers read that (no copy).
-    if (l.conv().activation != model::Activation::none) schedule_spatial(s.bwd.d_pre, ctx);
+    if (l.activation != model::Activation::none) schedule_spatial(s.bwd.d_pre, ctx);
     schedule_channel_sum(s.bwd.d_bias, s.layer->out, ctx);
     if (l.out.channels % ctx.vector == 0)
         conv_weight_gradient_by_channels(s, ctx, false);
-    else if (l.conv().stride == 1)
+    else if (conv.stride == 1)
         conv_weight_gradient_by_rows(s, ctx);
     else
         conv_weight_gradient_by_taps(s, ctx);
@@ -398,25 +400,60 @@ void dense_backward(const pipeline::LayerStages &s, const Context &ctx) {
 }
 
 // Whether layer i's output is read only through its consumer's stored copy of it:
-// a convolution with padding reads its input, forward and adjoint, from its
-// padded copy.
+// one reader, a convolution with padding, which reads its input, forward and
+// adjoint, from its padded copy.
 bool copied_by_consumer(const pipeline::Graph &g, size_t i) {
-    return i + 1 < g.layers.size() && g.layers[i + 1].fwd.in_padded.defined();
+    const std::vector<int> &readers = g.consumers[i];
+    return readers.size() == 1 && g.layers[size_t(readers[0])].fwd.in_padded.defined();
+}
+
+// The element-wise kinds without parameters: add (its sum, then its activation)
+// and concat (each element from one input) are stored once; in the adjoint, add
+// hands the same d_pre to every input, concat a slice of d_out (inline).
+void add_forward(const pipeline::LayerStages &s, const Context &ctx) { schedule_elementwise(s.fwd.out, ctx); }
+
+void add_backward(const pipeline::LayerStages &s, const Context &ctx) {
+    if (s.layer->activation != model::Activation::none) schedule_elementwise(s.bwd.d_pre, ctx);
+}
+
+void concat_forward(const pipeline::LayerStages &s, const Context &ctx) { schedule_elementwise(s.fwd.out, ctx); }
+
+// Each kind's schedules, by kind name (model::Kind::name).
+struct KindSchedule {
+    std::string_view kind;
+    void (*forward)(const pipeline::Graph &g, size_t i, const Context &ctx);
+    void (*backward)(const pipeline::LayerStages &s, const Context &ctx);
+};
+
+void no_schedule(const pipeline::LayerStages &, const Context &) {}
+
+const KindSchedule kind_schedules[] = {
+    {"conv", [](const pipeline::Graph &g, size_t i, const Context &c) { conv_forward(g.layers[i], c); }, conv_backward},
+    {"maxpool", [](const pipeline::Graph &g, size_t i, const Context &c) { pool_forward(g.layers[i], c); }, pool_backward},
+    {"avgpool", [](const pipeline::Graph &g, size_t i, const Context &c) { pool_forward(g.layers[i], c); }, pool_backward},
+    {"dense", [](const pipeline::Graph &g, size_t i, const Context &c) { dense_forward(g.layers[i], c); }, dense_backward},
+    {"dropout", [](const pipeline::Graph &g, size_t i, const Context &c) { dropout_forward(g.layers[i], c); },
+     dropout_backward},
+    {"globalavgpool", [](const pipeline::Graph &g, size_t i, const Context &c) { global_pool_forward(g.layers[i], c); },
+     global_pool_backward},
+    {"batchnorm",
+     [](const pipeline::Graph &g, size_t i, const Context &c) {
+         batchnorm_forward(g.layers[i], c, copied_by_consumer(g, i));
+     },
+     batchnorm_backward},
+    {"add", [](const pipeline::Graph &g, size_t i, const Context &c) { add_forward(g.layers[i], c); }, add_backward},
+    {"concat", [](const pipeline::Graph &g, size_t i, const Context &c) { concat_forward(g.layers[i], c); }, no_schedule},
+};
+
+const KindSchedule &schedule_of(const model::Layer &l) {
+    for (const KindSchedule &k : kind_schedules)
+        if (k.kind == l.kind->name) return k;
+    throw std::runtime_error("unsupported: no CPU schedule for layer type '" + std::string(l.kind->name) + "' (layer " +
+                             l.name + ")");
 }
 
 void schedule_forward_layers(pipeline::Graph &g, const Context &ctx) {
-    for (size_t i = 0; i < g.layers.size(); i++) {
-        const pipeline::LayerStages &s = g.layers[i];
-        switch (s.layer->kind) {
-        case LayerKind::conv: conv_forward(s, ctx); break;
-        case LayerKind::maxpool:
-        case LayerKind::avgpool: pool_forward(s, ctx); break;
-        case LayerKind::dense: dense_forward(s, ctx); break;
-        case LayerKind::dropout: dropout_forward(s, ctx); break;
-        case LayerKind::globalavgpool: global_pool_forward(s, ctx); break;
-        case LayerKind::batchnorm: batchnorm_forward(s, ctx, copied_by_consumer(g, i)); break;
-        }
-    }
+    for (size_t i = 0; i < g.layers.size(); i++) schedule_of(*g.layers[i].layer).forward(g, i, ctx);
 }
 
 // The flat gradient's updates copy each tensor's gradient into place: the copy
@@ -461,16 +498,11 @@ void schedule_training(pipeline::Graph &g, const Halide::Target &target, const S
     g.loss.log_sum.compute_root();
     g.loss.d_scores.compute_root();
     schedule_gradient_copy(g.grad, ctx);
-    for (const pipeline::LayerStages &s : g.layers) {
-        switch (s.layer->kind) {
-        case LayerKind::conv: conv_backward(s, ctx); break;
-        case LayerKind::maxpool:
-        case LayerKind::avgpool: pool_backward(s, ctx); break;
-        case LayerKind::dense: dense_backward(s, ctx); break;
-        case LayerKind::dropout: dropout_backward(s, ctx); break;
-        case LayerKind::globalavgpool: global_pool_backward(s, ctx); break;
-        case LayerKind::batchnorm: batchnorm_backward(s, ctx); break;
-        }
+    for (size_t i = 0; i < g.layers.size(); i++) {
+        const pipeline::LayerStages &s = g.layers[i];
+        schedule_of(*s.layer).backward(s, ctx);
+        // An output read by several layers: the gradients reaching it summed once.
+        if (g.consumers[i].size() > 1) schedule_elementwise(s.d_out, ctx);
     }
 }
 

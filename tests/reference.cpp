@@ -16,12 +16,17 @@
 #include <stdexcept>
 #include <utility>
 
+#include "model/kinds/batchnorm.h"
+#include "model/kinds/conv.h"
+#include "model/kinds/dense.h"
+#include "model/kinds/dropout.h"
+#include "model/kinds/pool.h"
+
 namespace kiln::reference {
 namespace {
 
 using model::Activation;
 using model::Layer;
-using model::LayerKind;
 
 struct Tensor {
     int64_t N = 0, C = 0, H = 0, W = 0;
@@ -101,12 +106,12 @@ Tensor activation_backward(Activation a, const Tensor &pre /* [N, O, OH, OW] */,
 // with the input read as zero outside [0, H) x [0, W).
 
 double conv_weight(const double *w, const Layer &l, int64_t o, int64_t c, int64_t ky, int64_t kx) {
-    const int64_t C = l.in.channels, K = l.conv().kernel;
+    const int64_t C = l.in.channels, K = l.spec_as<model::ConvSpec>().kernel;
     return w[((o * C + c) * K + ky) * K + kx];
 }
 
 Tensor conv_forward(const Layer &l, const double *w, const double *b, const Tensor &in /* [N, C, H, W] */) {
-    const int64_t K = l.conv().kernel, S = l.conv().stride, P = l.conv().padding;
+    const int64_t K = l.spec_as<model::ConvSpec>().kernel, S = l.spec_as<model::ConvSpec>().stride, P = l.spec_as<model::ConvSpec>().padding;
     Tensor pre(in.N, l.out.channels, l.out.height, l.out.width);  // [N, O, OH, OW]
     for (int64_t n = 0; n < pre.N; n++)
         for (int64_t o = 0; o < pre.C; o++)
@@ -128,7 +133,7 @@ Tensor conv_forward(const Layer &l, const double *w, const double *b, const Tens
 // Adds into d_w [O, C, K, K] and d_b [O]; returns d_in [N, C, H, W].
 Tensor conv_backward(const Layer &l, const double *w, const Tensor &in /* [N, C, H, W] */,
                      const Tensor &d_pre /* [N, O, OH, OW] */, double *d_w, double *d_b) {
-    const int64_t C = in.C, K = l.conv().kernel, S = l.conv().stride, P = l.conv().padding;
+    const int64_t C = in.C, K = l.spec_as<model::ConvSpec>().kernel, S = l.spec_as<model::ConvSpec>().stride, P = l.spec_as<model::ConvSpec>().padding;
     Tensor d_in(in.N, in.C, in.H, in.W);  // [N, C, H, W]
     for (int64_t n = 0; n < d_pre.N; n++)
         for (int64_t o = 0; o < d_pre.C; o++)
@@ -153,7 +158,7 @@ Tensor conv_backward(const Layer &l, const double *w, const Tensor &in /* [N, C,
 //   avg: out[n, c, oy, ox] = mean_{ky, kx} in[n, c, oy*S + ky, ox*S + kx]
 
 Tensor maxpool_forward(const Layer &l, const Tensor &in /* [N, C, H, W] */) {
-    const int64_t K = l.pool().size, S = l.pool().stride;
+    const int64_t K = l.spec_as<model::PoolSpec>().size, S = l.spec_as<model::PoolSpec>().stride;
     Tensor out(in.N, in.C, l.out.height, l.out.width);  // [N, C, OH, OW]
     for (int64_t n = 0; n < out.N; n++)
         for (int64_t c = 0; c < out.C; c++)
@@ -169,7 +174,7 @@ Tensor maxpool_forward(const Layer &l, const Tensor &in /* [N, C, H, W] */) {
 
 // Each window's gradient goes to its FIRST maximum in row-major (ky, kx) order.
 Tensor maxpool_backward(const Layer &l, const Tensor &in /* [N, C, H, W] */, const Tensor &d_out /* [N, C, OH, OW] */) {
-    const int64_t K = l.pool().size, S = l.pool().stride;
+    const int64_t K = l.spec_as<model::PoolSpec>().size, S = l.spec_as<model::PoolSpec>().stride;
     Tensor d_in(in.N, in.C, in.H, in.W);  // [N, C, H, W]
     for (int64_t n = 0; n < d_out.N; n++)
         for (int64_t c = 0; c < d_out.C; c++)
@@ -187,7 +192,7 @@ Tensor maxpool_backward(const Layer &l, const Tensor &in /* [N, C, H, W] */, con
 }
 
 Tensor avgpool_forward(const Layer &l, const Tensor &in /* [N, C, H, W] */) {
-    const int64_t K = l.pool().size, S = l.pool().stride;
+    const int64_t K = l.spec_as<model::PoolSpec>().size, S = l.spec_as<model::PoolSpec>().stride;
     Tensor out(in.N, in.C, l.out.height, l.out.width);  // [N, C, OH, OW]
     for (int64_t n = 0; n < out.N; n++)
         for (int64_t c = 0; c < out.C; c++)
@@ -202,7 +207,7 @@ Tensor avgpool_forward(const Layer &l, const Tensor &in /* [N, C, H, W] */) {
 }
 
 Tensor avgpool_backward(const Layer &l, const Tensor &in /* [N, C, H, W] */, const Tensor &d_out /* [N, C, OH, OW] */) {
-    const int64_t K = l.pool().size, S = l.pool().stride;
+    const int64_t K = l.spec_as<model::PoolSpec>().size, S = l.spec_as<model::PoolSpec>().stride;
     Tensor d_in(in.N, in.C, in.H, in.W);  // [N, C, H, W]
     for (int64_t n = 0; n < d_out.N; n++)
         for (int64_t c = 0; c < d_out.C; c++)
@@ -291,7 +296,7 @@ uint32_t mix(uint32_t h) {
 bool dropout_keep(const Layer &l, int index, uint32_t seed, int64_t x, int64_t y, int64_t c, int64_t n) {
     uint32_t h = seed ^ (uint32_t(index) * 0x9e3779b9u);
     for (int64_t coordinate : {x, y, c, n}) h = mix(h ^ uint32_t(coordinate));
-    return double(h) >= std::min(l.dropout().rate * 4294967296.0, 4294967295.0);
+    return double(h) >= std::min(l.spec_as<model::DropoutSpec>().rate * 4294967296.0, 4294967295.0);
 }
 
 // out = keep ? in / (1 - rate) : 0; its adjoint is the same map of d_out.
@@ -302,7 +307,7 @@ Tensor dropout_apply(const Layer &l, int index, uint32_t seed, const Tensor &t /
             for (int64_t y = 0; y < t.H; y++)
                 for (int64_t x = 0; x < t.W; x++)
                     out.at(n, c, y, x) =
-                        dropout_keep(l, index, seed, x, y, c, n) ? t.at(n, c, y, x) / (1 - l.dropout().rate) : 0.0;
+                        dropout_keep(l, index, seed, x, y, c, n) ? t.at(n, c, y, x) / (1 - l.spec_as<model::DropoutSpec>().rate) : 0.0;
     return out;
 }
 
@@ -362,7 +367,7 @@ Tensor batchnorm_forward(const Layer &l, const double *w, const double *b, const
             for (int64_t y = 0; y < in.H; y++)
                 for (int64_t x = 0; x < in.W; x++)
                     pre.at(n, c, y, x) = w[c] * (in.at(n, c, y, x) - mean[size_t(c)]) /
-                                             std::sqrt(var[size_t(c)] + l.batchnorm().epsilon) +
+                                             std::sqrt(var[size_t(c)] + l.spec_as<model::BatchNormSpec>().epsilon) +
                                          b[c];
     return pre;
 }
@@ -376,7 +381,7 @@ Tensor batchnorm_backward(const Layer &l, const double *w, const std::vector<dou
     const double M = double(in.N * in.H * in.W);
     Tensor d_in(in.N, in.C, in.H, in.W);  // [N, C, H, W]
     for (int64_t c = 0; c < in.C; c++) {
-        const double inv_std = 1 / std::sqrt(var[size_t(c)] + l.batchnorm().epsilon);
+        const double inv_std = 1 / std::sqrt(var[size_t(c)] + l.spec_as<model::BatchNormSpec>().epsilon);
         double sum = 0, sum_xhat = 0;
         for (int64_t n = 0; n < in.N; n++)
             for (int64_t y = 0; y < in.H; y++)
@@ -396,35 +401,73 @@ Tensor batchnorm_backward(const Layer &l, const double *w, const std::vector<dou
     return d_in;
 }
 
+// ---- add and concat -----------------------------------------------------------------
+
+// pre = sum of the inputs (all [N, C, H, W]); each input's gradient is d_pre.
+Tensor add_forward(const std::vector<const Tensor *> &in) {
+    Tensor sum = *in[0];
+    for (size_t k = 1; k < in.size(); k++)
+        for (size_t i = 0; i < sum.v.size(); i++) sum.v[i] += in[k]->v[i];
+    return sum;
+}
+
+// Channels stacked in input order: [N, C_0 + C_1 + ..., H, W].
+Tensor concat_forward(const std::vector<const Tensor *> &in) {
+    int64_t C = 0;
+    for (const Tensor *t : in) C += t->C;
+    Tensor out(in[0]->N, C, in[0]->H, in[0]->W);
+    for (int64_t n = 0; n < out.N; n++) {
+        int64_t offset = 0;
+        for (const Tensor *t : in) {
+            for (int64_t c = 0; c < t->C; c++)
+                for (int64_t y = 0; y < t->H; y++)
+                    for (int64_t x = 0; x < t->W; x++) out.at(n, offset + c, y, x) = t->at(n, c, y, x);
+            offset += t->C;
+        }
+    }
+    return out;
+}
+
+// Input k's gradient: its channels' slice of d_out.
+Tensor concat_backward(const Tensor &d_out, int64_t offset, int64_t channels) {
+    Tensor d(d_out.N, channels, d_out.H, d_out.W);
+    for (int64_t n = 0; n < d.N; n++)
+        for (int64_t c = 0; c < channels; c++)
+            for (int64_t y = 0; y < d.H; y++)
+                for (int64_t x = 0; x < d.W; x++) d.at(n, c, y, x) = d_out.at(n, offset + c, y, x);
+    return d;
+}
+
 // ---- the network ------------------------------------------------------------------
 
 // The output shape from the definitions, checked against the model's own.
-void check_shape(const Layer &l) {
+void check_shape(const model::Network &net, const Layer &l) {
     model::Shape want;
-    switch (l.kind) {
-    case LayerKind::conv: {
-        const model::ConvSpec &s = l.conv();
+    const std::string_view kind = l.kind->name;
+    if (kind == "conv") {
+        const model::ConvSpec &s = l.spec_as<model::ConvSpec>();
         want = {s.filters, (l.in.height + 2 * s.padding - s.kernel) / s.stride + 1,
                 (l.in.width + 2 * s.padding - s.kernel) / s.stride + 1};
-        break;
-    }
-    case LayerKind::maxpool:
-    case LayerKind::avgpool: {
-        const model::PoolSpec &s = l.pool();
+    } else if (kind == "maxpool" || kind == "avgpool") {
+        const model::PoolSpec &s = l.spec_as<model::PoolSpec>();
         want = {l.in.channels, (l.in.height - s.size) / s.stride + 1, (l.in.width - s.size) / s.stride + 1};
-        break;
-    }
-    case LayerKind::dense: want = {l.dense().units, 1, 1}; break;
-    case LayerKind::dropout: want = l.in; break;
-    case LayerKind::globalavgpool: want = {l.in.channels, 1, 1}; break;
-    case LayerKind::batchnorm: want = l.in; break;
+    } else if (kind == "dense") {
+        want = {l.spec_as<model::DenseSpec>().units, 1, 1};
+    } else if (kind == "globalavgpool") {
+        want = {l.in.channels, 1, 1};
+    } else if (kind == "concat") {
+        want = l.in;
+        want.channels = 0;
+        for (int from : l.inputs) want.channels += net.shape_of(from).channels;
+    } else {  // dropout, batchnorm, add
+        want = l.in;
     }
     if (!(want == l.out)) throw std::logic_error("reference: layer " + l.name + " has an unexpected output shape");
 }
 
 // What the backward pass needs of one layer's forward pass.
 struct Saved {
-    Tensor in;   // [N, C, H, W]
+    Tensor in;   // [N, C, H, W] the first input
     Tensor pre;  // [N, O, OH, OW] before the activation (conv, dense, batchnorm; empty for pooling)
     std::vector<std::vector<double>> mean, var;  // batchnorm: [shards][C] the statistics it normalized with
 };
@@ -438,7 +481,7 @@ const double *tensor(const model::Network &net, const std::vector<double> &p, in
 // the batch's statistics) or in evaluation: the scores [N, L, 1, 1], and what the
 // backward pass needs of each layer.
 Tensor forward(const model::Network &net, const std::vector<double> &p, const float *images, int n, bool training,
-               uint32_t dropout_seed, const Shards &shards, std::vector<Saved> &saved) {
+               uint32_t dropout_seed, const Shards &shards, std::vector<Saved> &saved, std::vector<Tensor> &outs) {
     auto weight = [&](const Layer &l) { return tensor(net, p, l.weight); };
     auto bias = [&](const Layer &l) { return tensor(net, p, l.bias); };
 
@@ -447,19 +490,24 @@ Tensor forward(const model::Network &net, const std::vector<double> &p, const fl
     Tensor x(n, spec.channels, spec.height, spec.width);
     for (size_t i = 0; i < x.v.size(); i++) x.v[i] = (double(images[i]) - spec.mean) / spec.std;
 
+    const Tensor input = x;
     for (const Layer &l : net.layers) {
-        check_shape(l);
+        check_shape(net, l);
+        std::vector<const Tensor *> ins;
+        for (int from : l.inputs) ins.push_back(from < 0 ? &input : &outs[size_t(from)]);
+        x = *ins[0];
         Saved s{x, Tensor(0, 0, 0, 0), {}, {}};
-        switch (l.kind) {
-        case LayerKind::conv: s.pre = conv_forward(l, weight(l), bias(l), x); break;
-        case LayerKind::dense: s.pre = dense_forward(l, weight(l), bias(l), x); break;
-        case LayerKind::maxpool: x = maxpool_forward(l, x); break;
-        case LayerKind::avgpool: x = avgpool_forward(l, x); break;
-        case LayerKind::dropout:
+        const std::string_view kind = l.kind->name;
+        if (kind == "conv") s.pre = conv_forward(l, weight(l), bias(l), x);
+        else if (kind == "dense") s.pre = dense_forward(l, weight(l), bias(l), x);
+        else if (kind == "maxpool") x = maxpool_forward(l, x);
+        else if (kind == "avgpool") x = avgpool_forward(l, x);
+        else if (kind == "dropout") {
             if (training) x = dropout_apply(l, int(&l - net.layers.data()), dropout_seed, x);
-            break;
-        case LayerKind::globalavgpool: x = global_pool_forward(x); break;
-        case LayerKind::batchnorm:
+        } else if (kind == "globalavgpool") x = global_pool_forward(x);
+        else if (kind == "add") s.pre = add_forward(ins);
+        else if (kind == "concat") x = concat_forward(ins);
+        else if (kind == "batchnorm") {
             s.pre = Tensor(x.N, x.C, x.H, x.W);
             if (training) {
                 for (size_t k = 0; k < shards.size(); k++) {
@@ -475,10 +523,12 @@ Tensor forward(const model::Network &net, const std::vector<double> &p, const fl
                 s.var.emplace_back(tensor(net, p, l.running_var), tensor(net, p, l.running_var) + C);
                 s.pre = batchnorm_forward(l, weight(l), bias(l), s.mean[0], s.var[0], x);
             }
-            break;
+        } else {
+            throw std::logic_error("reference: no reference for layer type " + std::string(kind));
         }
-        if (s.pre.N > 0) x = activation_forward(l.activation(), s.pre);
+        if (s.pre.N > 0) x = activation_forward(l.activation, s.pre);
         saved.push_back(std::move(s));
+        outs.push_back(x);
     }
     return x;
 }
@@ -489,18 +539,18 @@ std::vector<double> reference_forward(const model::Network &net, const std::vect
                                       int n) {
     if (int64_t(params.size()) != net.param_count) throw std::invalid_argument("reference: wrong parameter count");
     std::vector<Saved> saved;
-    return forward(net, std::vector<double>(params.begin(), params.end()), images, n, false, 0, cut(n, 1), saved).v;
+    std::vector<Tensor> outs;
+    return forward(net, std::vector<double>(params.begin(), params.end()), images, n, false, 0, cut(n, 1), saved, outs).v;
 }
 
 std::vector<std::vector<double>> reference_layer_outputs(const model::Network &net, const std::vector<float> &params,
                                                          const float *images, int n) {
     if (int64_t(params.size()) != net.param_count) throw std::invalid_argument("reference: wrong parameter count");
-    std::vector<Saved> saved;  // each layer's input: the previous layer's output
-    const Tensor last =
-        forward(net, std::vector<double>(params.begin(), params.end()), images, n, false, 0, cut(n, 1), saved);
+    std::vector<Saved> saved;
+    std::vector<Tensor> outs;
+    forward(net, std::vector<double>(params.begin(), params.end()), images, n, false, 0, cut(n, 1), saved, outs);
     std::vector<std::vector<double>> outputs;
-    for (size_t i = 1; i < saved.size(); i++) outputs.push_back(saved[i].in.v);
-    outputs.push_back(last.v);
+    for (const Tensor &t : outs) outputs.push_back(t.v);
     return outputs;
 }
 
@@ -518,29 +568,56 @@ ReferenceResult reference_train_step(const model::Network &net, const std::vecto
     auto d_bias = [&](const Layer &l) { return r.grad.data() + net.params[size_t(l.bias)].offset; };
 
     std::vector<Saved> saved;
+    std::vector<Tensor> outs;
     const Shards shards = cut(n, shard_count);
-    Tensor x = forward(net, p, images, n, true, dropout_seed, shards, saved);  // the scores, [N, L, 1, 1]
+    Tensor x = forward(net, p, images, n, true, dropout_seed, shards, saved, outs);  // the scores, [N, L, 1, 1]
     r.scores = x.v;
     Tensor d(x.N, x.C, x.H, x.W);  // d_scores, then each layer's d_in in turn
     r.loss = softmax_cross_entropy(x, labels, net.train.label_smoothing, d);
 
-    // Backward.
+    // Backward, in reverse file order: a layer's output gradient is the sum of
+    // what each layer reading it sends back, complete before its own turn.
+    std::vector<Tensor> d_outs(net.layers.size(), Tensor(0, 0, 0, 0));
+    d_outs.back() = d;
+    auto send = [&](int to, const Tensor &g) {
+        if (to < 0) return;  // the images need no gradient
+        Tensor &acc = d_outs[size_t(to)];
+        if (acc.N == 0) acc = g;
+        else for (size_t k = 0; k < acc.v.size(); k++) acc.v[k] += g.v[k];
+    };
     for (size_t i = net.layers.size(); i-- > 0;) {
         const Layer &l = net.layers[i];
         const Saved &s = saved[i];
-        switch (l.kind) {
-        case LayerKind::conv:
-            d = conv_backward(l, weight(l), s.in, activation_backward(l.activation(), s.pre, d), d_weight(l), d_bias(l));
-            break;
-        case LayerKind::dense:
-            d = dense_backward(weight(l), s.in, activation_backward(l.activation(), s.pre, d), d_weight(l), d_bias(l));
-            break;
-        case LayerKind::maxpool: d = maxpool_backward(l, s.in, d); break;
-        case LayerKind::avgpool: d = avgpool_backward(l, s.in, d); break;
-        case LayerKind::dropout: d = dropout_apply(l, int(i), dropout_seed, d); break;
-        case LayerKind::globalavgpool: d = global_pool_backward(s.in, d); break;
-        case LayerKind::batchnorm: {
-            const Tensor d_pre = activation_backward(l.activation(), s.pre, d);
+        d = d_outs[i];
+        const std::string_view kind = l.kind->name;
+        if (kind == "add") {
+            const Tensor d_pre = activation_backward(l.activation, s.pre, d);
+            for (int from : l.inputs) send(from, d_pre);
+            continue;
+        }
+        if (kind == "concat") {
+            int64_t offset = 0;
+            for (int from : l.inputs) {
+                const int64_t channels = net.shape_of(from).channels;
+                send(from, concat_backward(d, offset, channels));
+                offset += channels;
+            }
+            continue;
+        }
+        if (kind == "conv") {
+            d = conv_backward(l, weight(l), s.in, activation_backward(l.activation, s.pre, d), d_weight(l), d_bias(l));
+        } else if (kind == "dense") {
+            d = dense_backward(weight(l), s.in, activation_backward(l.activation, s.pre, d), d_weight(l), d_bias(l));
+        } else if (kind == "maxpool") {
+            d = maxpool_backward(l, s.in, d);
+        } else if (kind == "avgpool") {
+            d = avgpool_backward(l, s.in, d);
+        } else if (kind == "dropout") {
+            d = dropout_apply(l, int(i), dropout_seed, d);
+        } else if (kind == "globalavgpool") {
+            d = global_pool_backward(s.in, d);
+        } else if (kind == "batchnorm") {
+            const Tensor d_pre = activation_backward(l.activation, s.pre, d);
             d = Tensor(d_pre.N, d_pre.C, d_pre.H, d_pre.W);
             for (size_t k = 0; k < shards.size(); k++)
                 d.put_images(shards.begin[k],
@@ -554,9 +631,8 @@ ReferenceResult reference_train_step(const model::Network &net, const std::vecto
                 r.grad[size_t(net.params[size_t(l.running_mean)].offset + c)] = mean[size_t(c)];
                 r.grad[size_t(net.params[size_t(l.running_var)].offset + c)] = var[size_t(c)] * M / std::max(M - 1, 1.0);
             }
-            break;
         }
-        }
+        send(l.inputs[0], d);
     }
     return r;
 }

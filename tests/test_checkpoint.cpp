@@ -1,5 +1,7 @@
 // Checkpoints: bit-exact round trips, the safetensors layout read back by hand,
 // atomic writes, and one refusal per kind of damaged or foreign file.
+#include "model/kinds/conv.h"
+#include "model/kinds/dense.h"
 #include "checkpoint.h"
 
 #include <algorithm>
@@ -56,17 +58,20 @@ model::Network make_network(const std::string &name, int64_t units = 3) {
     net.input = {4, 4, 1, units};
 
     model::Layer conv;
-    conv.kind = model::LayerKind::conv;
+    conv.kind = model::find_kind("conv");
     conv.name = "conv1";
-    conv.spec = model::ConvSpec{2, 3, 1, 0, model::Activation::relu};
+    conv.spec = model::ConvSpec{2, 3, 1, 0};
+    conv.activation = model::Activation::relu;
+    conv.inputs = {-1};
     conv.in = {1, 4, 4};
     conv.out = {2, 2, 2};
     conv.weight = 0, conv.bias = 1;
 
     model::Layer dense;
-    dense.kind = model::LayerKind::dense;
+    dense.kind = model::find_kind("dense");
     dense.name = "dense1";
-    dense.spec = model::DenseSpec{units, model::Activation::none};
+    dense.spec = model::DenseSpec{units};
+    dense.inputs = {0};
     dense.in = {2, 2, 2};
     dense.out = {units, 1, 1};
     dense.weight = 2, dense.bias = 3;

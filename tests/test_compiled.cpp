@@ -145,7 +145,7 @@ Errors check_against_reference(const CompiledModel &m, const std::vector<float> 
     }
     CHECK(e.scores <= kScoreTolerance);
     const bool has_dropout = std::any_of(net.layers.begin(), net.layers.end(), [](const kiln::model::Layer &l) {
-        return l.kind == kiln::model::LayerKind::dropout;
+        return l.kind->random_in_training;
     });
     if (!has_dropout && !kiln::has_batchnorm(net)) CHECK(e.forward <= kRoundingTolerance);
     const std::vector<double> want_forward = kiln::reference::reference_forward(net, params, images, n);

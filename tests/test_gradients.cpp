@@ -209,6 +209,25 @@ TEST_CASE("batchnorm adjoint matches finite differences and Halide's autodiff", 
     check_layer("type = \"dense\"\nunits = 5\n[[layer]]\ntype = \"batchnorm\"\nactivation = \"sigmoid\"");
 }
 
+// Graphs: conv1's output fans out (to `side` and to the join), so its gradient is
+// the sum of what both send back; add hands its gradient to every input, concat a
+// slice to each.
+const std::string side = "type = \"conv\"\nname = \"side\"\ninput = \"conv1\"\nfilters = 3\nkernel = 1\n"
+                         "activation = \"tanh\"\n[[layer]]\n";
+
+TEST_CASE("add adjoint matches finite differences and Halide's autodiff", "[gradients][add][graph]") {
+    check_layer(side + "type = \"add\"\ninputs = [\"conv1\", \"side\"]\nactivation = \"relu\"");
+    check_layer(side + "type = \"add\"\ninputs = [\"side\", \"conv1\", \"side\"]");  // one input twice
+}
+
+TEST_CASE("concat adjoint matches finite differences and Halide's autodiff", "[gradients][concat][graph]") {
+    check_layer(side + "type = \"concat\"\ninputs = [\"side\", \"conv1\"]");
+    // concat, then a residual add over it (its output read twice).
+    check_layer(side + "type = \"concat\"\nname = \"both\"\ninputs = [\"conv1\", \"side\"]\n[[layer]]\n"
+                       "type = \"conv\"\nname = \"conv2\"\nfilters = 6\nkernel = 3\npadding = 1\n[[layer]]\n"
+                       "type = \"add\"\ninputs = [\"conv2\", \"both\"]\nactivation = \"tanh\"");
+}
+
 TEST_CASE("dropout drops about its rate of elements, and none in inference", "[gradients][dropout]") {
     const kiln::model::Network net = tiny_network("type = \"dropout\"\nrate = 0.3");
     const kiln::model::Layer &drop = net.layers[1];

@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "model/kinds/batchnorm.h"
+#include "model/kinds/conv.h"
+#include "model/kinds/dropout.h"
+#include "model/kinds/pool.h"
 #include "model/network.h"
 
 using namespace kiln::model;
@@ -175,16 +179,16 @@ TEST_CASE("LeNet-5: layers, default names and shapes", "[model]") {
         in = l.out;
     }
     const Layer &c1 = net.layers[0];
-    CHECK(c1.kind == LayerKind::conv);
-    CHECK(c1.conv().filters == 6);
-    CHECK(c1.conv().kernel == 5);
-    CHECK(c1.conv().stride == 1);
-    CHECK(c1.conv().padding == 2);
-    CHECK(c1.activation() == Activation::relu);
-    CHECK(net.layers[3].kind == LayerKind::maxpool);
-    CHECK(net.layers[3].pool().stride == 2);  // default: the size
-    CHECK(net.layers[3].activation() == Activation::none);
-    CHECK(net.layers[6].activation() == Activation::none);
+    CHECK(c1.is("conv"));
+    CHECK(c1.spec_as<ConvSpec>().filters == 6);
+    CHECK(c1.spec_as<ConvSpec>().kernel == 5);
+    CHECK(c1.spec_as<ConvSpec>().stride == 1);
+    CHECK(c1.spec_as<ConvSpec>().padding == 2);
+    CHECK(c1.activation == Activation::relu);
+    CHECK(net.layers[3].is("maxpool"));
+    CHECK(net.layers[3].spec_as<PoolSpec>().stride == 2);  // default: the size
+    CHECK(net.layers[3].activation == Activation::none);
+    CHECK(net.layers[6].activation == Activation::none);
 }
 
 TEST_CASE("LeNet-5: 61,706 parameters laid out weight then bias, in layer order", "[model]") {
@@ -257,9 +261,9 @@ TEST_CASE("defaults: network name from the file's stem, input and train defaults
     CHECK(net.train.learning_rate == defaults.learning_rate);
     CHECK(net.train.momentum == defaults.momentum);
     CHECK(net.train.seed == defaults.seed);
-    const ConvSpec &c = net.layers[0].conv();
+    const ConvSpec &c = net.layers[0].spec_as<ConvSpec>();
     CHECK(c.padding == 0);
-    CHECK(c.activation == Activation::none);
+    CHECK(net.layers[0].activation == Activation::none);
     CHECK(net.layers[0].out == Shape{3, 3, 3});  // (8 - 3) / 2 + 1, floored
     CHECK(parse_network(text, "plain").name == "plain");
 }
@@ -300,13 +304,13 @@ TEST_CASE("other kinds and values: avgpool, tanh, sigmoid, integers as floats", 
     REQUIRE(net.layers.size() == 4);
     CHECK(net.layers[0].name == "features");
     CHECK(net.layers[0].out == Shape{4, 8, 8});
-    CHECK(net.layers[0].activation() == Activation::tanh);
+    CHECK(net.layers[0].activation == Activation::tanh);
     CHECK(net.layers[1].name == "avgpool1");
-    CHECK(net.layers[1].kind == LayerKind::avgpool);
+    CHECK(net.layers[1].is("avgpool"));
     CHECK(net.layers[1].out == Shape{4, 6, 6});
     CHECK(net.layers[1].flops == 3 * 3 * 4 * 6 * 6);
     CHECK(net.layers[2].name == "conv2");  // counts every conv, named or not
-    CHECK(net.layers[2].activation() == Activation::sigmoid);
+    CHECK(net.layers[2].activation == Activation::sigmoid);
     CHECK(net.layers[3].in == Shape{2, 6, 6});
     CHECK(net.params[4].shape == std::vector<int64_t>{2, 72});
 }
@@ -361,16 +365,16 @@ TEST_CASE("canonical text and hash", "[model]") {
 TEST_CASE("layer table", "[model]") {
     const std::string table = layer_table(parse_network(lenet5, "lenet5.toml"));
     CHECK(table ==
-          "layer     type     output    params    FLOPs\n"
+          "layer     type     output    params    FLOPs  inputs\n"
           "input              1x28x28\n"
-          "conv1     conv     6x28x28      156  235,200\n"
-          "maxpool1  maxpool  6x14x14        0    4,704\n"
-          "conv2     conv     16x10x10   2,416  480,000\n"
-          "maxpool2  maxpool  16x5x5         0    1,600\n"
-          "dense1    dense    120x1x1   48,120   96,000\n"
-          "dense2    dense    84x1x1    10,164   20,160\n"
-          "dense3    dense    10x1x1       850    1,680\n"
-          "-----------------------------------------------\n"
+          "conv1     conv     6x28x28      156  235,200  input\n"
+          "maxpool1  maxpool  6x14x14        0    4,704  conv1\n"
+          "conv2     conv     16x10x10   2,416  480,000  maxpool1\n"
+          "maxpool2  maxpool  16x5x5         0    1,600  conv2\n"
+          "dense1    dense    120x1x1   48,120   96,000  maxpool2\n"
+          "dense2    dense    84x1x1    10,164   20,160  dense1\n"
+          "dense3    dense    10x1x1       850    1,680  dense2\n"
+          "------------------------------------------------------\n"
           "total: 61,706 parameters, 0.84 MFLOPs per image\n");
 }
 
@@ -414,8 +418,8 @@ TEST_CASE("refused: unknown keys, in every table and at the top level", "[model]
 
 TEST_CASE("refused: an unknown layer type", "[model][errors]") {
     expect_error(with_input({"[[layer]]", "type = \"lstm\"", "units = 2"}), 7, 8,
-                 "layer 1: unknown layer type \"lstm\" (expected conv, maxpool, avgpool, dense, dropout, globalavgpool, "
-                 "batchnorm)");
+                 "layer 1: unknown layer type \"lstm\" (expected add, avgpool, batchnorm, concat, conv, dense, dropout, "
+                 "globalavgpool, maxpool)");
     expect_error(with_input({"[[layer]]", "type = \"Dense\"", "units = 2"}), 7, 8,
                  "unknown layer type \"Dense\"");
 }
@@ -788,7 +792,7 @@ TEST_CASE("padding = \"same\" keeps the input's extent for odd kernels at stride
     const Network net = parse_network(
         with_input({"[[layer]]", "type = \"conv\"", "filters = 2", "kernel = 5", "padding = \"same\""}, last_dense),
         "t.toml");
-    CHECK(net.layers[0].conv().padding == 2);
+    CHECK(net.layers[0].spec_as<ConvSpec>().padding == 2);
     CHECK(net.layers[0].out == Shape{2, 8, 8});
 }
 
@@ -823,7 +827,7 @@ TEST_CASE("[augment] and validation are read; bad values refused", "[model]") {
 TEST_CASE("dropout keeps the shape; its rate is required and below 1", "[model]") {
     const Network net = parse_network(
         with_input({"[[layer]]", "type = \"dropout\"", "rate = 0.25"}, last_dense), "t.toml");
-    CHECK(net.layers[0].dropout().rate == 0.25);
+    CHECK(net.layers[0].spec_as<DropoutSpec>().rate == 0.25);
     CHECK(net.layers[0].out == net.input.shape());
     CHECK(net.layers[0].name == "dropout1");
     expect_error(with_input({"[[layer]]", "type = \"dropout\""}, last_dense), 6, 1, "needs 'rate'");
@@ -916,12 +920,12 @@ TEST_CASE("batchnorm: per channel after conv, per unit after dense; four tensors
     CHECK(bn1.name == "batchnorm1");
     CHECK(bn1.out == bn1.in);
     CHECK(bn1.out == Shape{3, 6, 6});
-    CHECK(bn1.batchnorm().momentum == 0.1);
-    CHECK(bn1.batchnorm().epsilon == 1e-5);
-    CHECK(bn1.activation() == Activation::relu);
+    CHECK(bn1.spec_as<BatchNormSpec>().momentum == 0.1);
+    CHECK(bn1.spec_as<BatchNormSpec>().epsilon == 1e-5);
+    CHECK(bn1.activation == Activation::relu);
     CHECK(bn2.out == Shape{4, 1, 1});
-    CHECK(bn2.batchnorm().momentum == 0.2);
-    CHECK(bn2.batchnorm().epsilon == 0.001);
+    CHECK(bn2.spec_as<BatchNormSpec>().momentum == 0.2);
+    CHECK(bn2.spec_as<BatchNormSpec>().epsilon == 0.001);
     CHECK(bn1.flops == 2 * 3 * 6 * 6);
     const char *roles[] = {"weight", "bias", "running_mean", "running_var"};
     const int indices[] = {bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var};
@@ -951,4 +955,113 @@ TEST_CASE("shards: default 2, read from [train]; below 1, beyond the limit or ab
     expect_error(with_input(last_dense, {"[train]", "shards = 1025"}), 10, 10, "'shards'");
     expect_error(with_input(last_dense, {"[train]", "batch = 4", "shards = 8"}), 11, 10,
                  "'shards' (8) exceeds the batch (4)");
+}
+
+// ---- graphs: named inputs, add and concat ------------------------------------------
+
+// The error names the file (and a position), says `message`, and is one line.
+void refused_with(const std::string &text, const std::string &message) {
+    INFO("input:\n" << text);
+    const std::string what = error_of(text);
+    CHECK_THAT(what, StartsWith("test.toml:"));
+    CHECK_THAT(what, Contains(message));
+    CHECK(what.find('\n') == std::string::npos);
+}
+
+
+// A 1x8x8 input, two convolutions reading it side by side, then `join` over them,
+// then the dense classifier. Lines: with_input's 5, then 6-10 a, 11-15 b, 16.. join.
+std::string two_branches(const std::vector<std::string> &join, int64_t b_filters = 4) {
+    return with_input(std::vector<std::string>{"[[layer]]", "type = \"conv\"", "name = \"a\"", "filters = 4", "kernel = 3",
+                       "[[layer]]", "type = \"conv\"", "name = \"b\"", "input = \"input\"",
+                       "filters = " + std::to_string(b_filters), "kernel = 3"} +
+                          join,
+                      last_dense);
+}
+
+TEST_CASE("graphs: named inputs, add and concat", "[model][graph]") {
+    const Network sum = parse_network(
+        two_branches({"[[layer]]", "type = \"add\"", "name = \"sum\"", "inputs = [\"a\", \"b\"]",
+                      "activation = \"relu\""}),
+        "sum.toml");
+    REQUIRE(sum.layers.size() == 4);
+    CHECK(sum.layers[0].inputs == std::vector<int>{-1});
+    CHECK(sum.layers[1].inputs == std::vector<int>{-1});
+    CHECK(sum.layers[2].inputs == std::vector<int>{0, 1});
+    CHECK(sum.layers[2].is("add"));
+    CHECK(sum.layers[2].out == Shape{4, 6, 6});
+    CHECK(sum.layers[2].activation == Activation::relu);
+    CHECK(sum.layers[2].weight == -1);
+    CHECK(sum.layers[2].flops == 4 * 6 * 6);
+    CHECK(sum.layers[3].inputs == std::vector<int>{2});  // the previous layer by default
+    CHECK(sum.consumers() == std::vector<std::vector<int>>{{2}, {2}, {3}, {}});
+    CHECK_THAT(layer_table(sum), Contains("sum     add    4x6x6") && Contains("a,b"));
+    CHECK_THAT(sum.canonical(), Contains("layer b conv filters=4 kernel=3 stride=1 padding=0 activation=none inputs=input\n"));
+    CHECK_THAT(sum.canonical(), Contains("layer sum add activation=relu inputs=a,b\n"));
+
+    const Network cat = parse_network(
+        two_branches({"[[layer]]", "type = \"concat\"", "inputs = [\"b\", \"a\"]"}, 3), "cat.toml");
+    CHECK(cat.layers[2].name == "concat1");
+    CHECK(cat.layers[2].out == Shape{7, 6, 6});
+    CHECK(cat.layers[2].inputs == std::vector<int>{1, 0});
+    CHECK(cat.params[cat.params.size() - 2].shape == std::vector<int64_t>{2, 7 * 6 * 6});  // dense1.weight
+    // The wiring is part of what the parameters mean: another order, another hash.
+    const Network swapped = parse_network(
+        two_branches({"[[layer]]", "type = \"concat\"", "inputs = [\"a\", \"b\"]"}, 3), "cat.toml");
+    CHECK(swapped.hash() != cat.hash());
+}
+
+TEST_CASE("graphs: a chain written with explicit inputs is the same network", "[model][graph]") {
+    const Network plain = parse_network(with_input({"[[layer]]", "type = \"conv\"", "filters = 2", "kernel = 3"},
+                                                   last_dense),
+                                        "a.toml");
+    const Network named = parse_network(
+        with_input({"[[layer]]", "type = \"conv\"", "input = \"input\"", "filters = 2", "kernel = 3"},
+                   {"[[layer]]", "type = \"dense\"", "input = \"conv1\"", "units = 2"}),
+        "b.toml");
+    CHECK(plain.hash() == named.hash());
+}
+
+TEST_CASE("refused: graph wiring mistakes", "[model][graph][errors]") {
+    const std::vector<std::string> add = {"[[layer]]", "type = \"add\""};
+    expect_error(two_branches(add + std::vector<std::string>{"inputs = [\"a\", \"c\"]"}), 19, 10,
+                 "layer 'add1': no layer named \"c\" above this one");
+    expect_error(two_branches(add + std::vector<std::string>{"inputs = [\"a\"]"}), 19, 10,
+                 "layer 'add1': add needs at least two inputs, got 1");
+    expect_error(two_branches(add + std::vector<std::string>{"inputs = \"a\""}), 19, 10,
+                 "layer 'add1': 'inputs' must be an array of layer names, got \"a\"");
+    refused_with(two_branches(add + std::vector<std::string>{"inputs = [\"a\", 2]"}),
+                 "layer 'add1': 'inputs' must hold layer names (strings), got 2");
+    refused_with(two_branches(add), "layer 'add1': add needs 'inputs', the names of the layers it reads");
+    refused_with(two_branches(add + std::vector<std::string>{"input = \"a\""}),
+                 "layer 'add1': add reads two or more inputs: use 'inputs'");
+    refused_with(two_branches(add + std::vector<std::string>{"inputs = [\"a\", \"b\"]", "input = \"a\""}),
+                 "layer 'add1': give 'input' or 'inputs', not both");
+    // Shapes: add needs one shape, concat one height and width.
+    refused_with(two_branches(add + std::vector<std::string>{"inputs = [\"a\", \"b\"]"}, 5),
+                 "layer 'add1': add needs inputs of one shape, but input 2 is 5x6x6 and input 1 is 4x6x6");
+    refused_with(with_input({"[[layer]]", "type = \"conv\"", "name = \"a\"", "filters = 4", "kernel = 3",
+                             "[[layer]]", "type = \"conv\"", "name = \"b\"", "input = \"input\"", "filters = 4",
+                             "kernel = 5", "[[layer]]", "type = \"concat\"", "inputs = [\"a\", \"b\"]"},
+                            last_dense),
+                 "layer 'concat1': concat needs inputs of one height and width, but input 2 is 4x4 and input 1 is 6x6");
+    // Only layers above, and every output but the last used.
+    expect_error(with_input({"[[layer]]", "type = \"conv\"", "input = \"later\"", "filters = 2", "kernel = 3",
+                             "[[layer]]", "type = \"conv\"", "name = \"later\"", "filters = 2", "kernel = 3"},
+                            last_dense),
+                 8, 9, "layer 'conv1': 'later' is layer 2, below this one: a layer may only read the input or layers above it");
+    refused_with(with_input({"[[layer]]", "type = \"conv\"", "name = \"self\"", "input = \"self\"",
+                             "filters = 2", "kernel = 3"},
+                            last_dense),
+                 "layer 'self': 'self' is this layer: a layer may only read the input or layers above it");
+    expect_error(two_branches({}), 6, 1,
+                 "layer 'a': its output is not read by any later layer (only the last layer's may be unused; check "
+                 "the 'input' and 'inputs' below it)");
+    refused_with(with_input({"[[layer]]", "type = \"conv\"", "inputs = [\"input\", \"input\"]", "filters = 2",
+                             "kernel = 3"},
+                            last_dense),
+                 "layer 'conv1': conv reads one input: use 'input'");
+    refused_with(with_input({"[[layer]]", "type = \"conv\"", "name = \"input\"", "filters = 2", "kernel = 3"},
+                            last_dense),
+                 "'input' names the network's input: choose another name");
 }

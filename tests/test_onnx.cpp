@@ -117,7 +117,7 @@ std::vector<float> random_params(const Network &net) {
     std::mt19937 rng(5);
     std::uniform_real_distribution<float> shift(-0.5f, 0.5f), scale(0.5f, 2.0f);
     for (const kiln::model::Layer &l : net.layers) {
-        if (l.kind != kiln::model::LayerKind::batchnorm) continue;
+        if (!l.is("batchnorm")) continue;
         for (int t : {l.bias, l.running_mean})
             for (int64_t i = 0; i < net.params[size_t(t)].count; i++) p[size_t(net.params[size_t(t)].offset + i)] = shift(rng);
         for (int t : {l.weight, l.running_var})

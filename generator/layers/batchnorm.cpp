@@ -16,6 +16,7 @@
 // mean and unbiased variance, variance M / (M - 1), for the runtime to fold into
 // them (with M = 1, where that is undefined, the biased one: 0).
 #include "layers/layers.h"
+#include "model/kinds/batchnorm.h"
 
 namespace kiln::layers {
 namespace {
@@ -35,7 +36,7 @@ Forward batchnorm_forward(const model::Network &net, const model::Layer &l, cons
                           Expr batch) {
     Vars v;
     Type t = in.output_types()[0];
-    const model::BatchNormSpec &spec = l.batchnorm();
+    const model::BatchNormSpec &spec = l.spec_as<model::BatchNormSpec>();
     const model::ParamTensor &w = net.params[l.weight], &b = net.params[l.bias];
     Forward f;
     f.mean = Func(l.name + "_mean");          // (c)
@@ -61,7 +62,7 @@ Forward batchnorm_forward(const model::Network &net, const model::Layer &l, cons
     f.pre = Func(l.name + "_pre");  // (x, y, c, n)
     f.pre(v.x, v.y, v.c, v.n) = (in(v.x, v.y, v.c, v.n) - f.mean(v.c)) * f.scale(v.c) + param_at(params, b, v.c);
     f.out = Func(l.name + "_out");  // (x, y, c, n)
-    f.out(v.x, v.y, v.c, v.n) = activate(spec.activation, f.pre(v.x, v.y, v.c, v.n));
+    f.out(v.x, v.y, v.c, v.n) = activate(l.activation, f.pre(v.x, v.y, v.c, v.n));
     return f;
 }
 
@@ -72,7 +73,7 @@ Backward batchnorm_backward(const model::Network &, const model::Layer &l, const
     Backward g;
     g.d_pre = Func(l.name + "_d_pre");  // (x, y, c, n)
     g.d_pre(v.x, v.y, v.c, v.n) =
-        activation_backward(l.batchnorm().activation, f.out(v.x, v.y, v.c, v.n), a.d_out(v.x, v.y, v.c, v.n));
+        activation_backward(l.activation, f.out(v.x, v.y, v.c, v.n), a.d_out(v.x, v.y, v.c, v.n));
     auto xhat = [&](Expr x, Expr y, Expr c, Expr n) { return (a.in(x, y, c, n) - f.mean(c)) * f.inv_std(c); };
 
     RDom r = batch_domain(l, a.batch, l.name + "_r_grad");
@@ -90,6 +91,25 @@ Backward batchnorm_backward(const model::Network &, const model::Layer &l, const
         f.scale(v.c) *
         (g.d_pre(v.x, v.y, v.c, v.n) - (g.d_bias(v.c) + xhat(v.x, v.y, v.c, v.n) * g.d_weight(v.c)) / m);
     return g;
+}
+
+
+// The flat gradient gets weight's and bias's gradients, and the batch's statistics
+// in the running ones' places.
+void register_batchnorm(BuilderTable &t) {
+    t.push_back({"batchnorm", [](const LayerCall &c, const std::vector<Func> &in) {
+                     return batchnorm_forward(c.net, c.layer, c.params, in[0], c.training.batch);
+                 },
+                 [](const LayerCall &c, const BackwardArgs &a) {
+                     const model::Layer &l = c.layer;
+                     Backward g = batchnorm_backward(c.net, l, c.params, a);
+                     const int C = int(l.in.channels);
+                     g.param_grads = {{l.weight, g.d_weight, {C}},
+                                      {l.bias, g.d_bias, {C}},
+                                      {l.running_mean, a.fwd.mean, {C}},
+                                      {l.running_var, a.fwd.unbiased_variance, {C}}};
+                     return g;
+                 }});
 }
 
 }  // namespace kiln::layers

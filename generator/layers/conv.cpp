@@ -3,6 +3,7 @@
 //   out = activation(pre)
 // weight is [O, C, K, K] (PyTorch's layout) inside the flat parameter vector.
 #include "layers/layers.h"
+#include "model/kinds/conv.h"
 
 namespace kiln::layers {
 namespace {
@@ -12,7 +13,7 @@ struct ConvDims {
 };
 
 ConvDims dims_of(const model::Layer &l) {
-    const model::ConvSpec &s = l.conv();
+    const model::ConvSpec &s = l.spec_as<model::ConvSpec>();
     return {int(l.in.channels), int(l.in.height), int(l.in.width), int(s.kernel), int(s.stride),
             int(s.padding), int(l.out.height), int(l.out.width)};
 }
@@ -52,7 +53,7 @@ Forward conv_forward(const model::Network &net, const model::Layer &l, const Fun
     f.pre(v.x, v.y, o, v.n) += f.weight(r.x, r.y, r.z, o) *
                                src(v.x * d.S + r.x - d.P, v.y * d.S + r.y - d.P, r.z, v.n);
     f.out = Func(l.name + "_out");  // (x, y, o, n)
-    f.out(v.x, v.y, o, v.n) = activate(l.conv().activation, f.pre(v.x, v.y, o, v.n));
+    f.out(v.x, v.y, o, v.n) = activate(l.activation, f.pre(v.x, v.y, o, v.n));
     return f;
 }
 
@@ -65,7 +66,7 @@ Backward conv_backward(const model::Network &net, const model::Layer &l, const F
 
     g.d_pre = Func(l.name + "_d_pre");  // (x, y, o, n)
     g.d_pre(v.x, v.y, o, v.n) =
-        activation_backward(l.conv().activation, a.fwd.out(v.x, v.y, o, v.n), a.d_out(v.x, v.y, o, v.n));
+        activation_backward(l.activation, a.fwd.out(v.x, v.y, o, v.n), a.d_out(v.x, v.y, o, v.n));
 
     // Sums over every output position of every image.
     RDom r(0, d.OW, 0, d.OH, 0, a.batch, l.name + "_r_out");  // x, y, n
@@ -92,6 +93,21 @@ Backward conv_backward(const model::Network &net, const model::Layer &l, const F
     g.d_in(v.x, v.y, v.c, v.n) = zero(term.type());
     g.d_in(v.x, v.y, v.c, v.n) += term;
     return g;
+}
+
+
+void register_conv(BuilderTable &t) {
+    t.push_back({"conv", [](const LayerCall &c, const std::vector<Func> &in) {
+                     return conv_forward(c.net, c.layer, c.params, in[0]);
+                 },
+                 [](const LayerCall &c, const BackwardArgs &a) {
+                     const model::Layer &l = c.layer;
+                     Backward g = conv_backward(c.net, l, c.params, a);
+                     const int K = int(l.spec_as<model::ConvSpec>().kernel);
+                     g.param_grads = {{l.weight, g.d_weight, {K, K, int(l.in.channels), int(l.out.channels)}},
+                                      {l.bias, g.d_bias, {int(l.out.channels)}}};
+                     return g;
+                 }});
 }
 
 }  // namespace kiln::layers

@@ -37,7 +37,7 @@ Forward dense_forward(const model::Network &net, const model::Layer &l, const Fu
     f.pre(v.x, v.y, o, v.n) = param_at(params, b, o);
     f.pre(v.x, v.y, o, v.n) += f.weight(r.x, r.y, r.z, o) * in(r.x, r.y, r.z, v.n);
     f.out = Func(l.name + "_out");  // (x, y, o, n), x = y = 0
-    f.out(v.x, v.y, o, v.n) = activate(l.dense().activation, f.pre(v.x, v.y, o, v.n));
+    f.out(v.x, v.y, o, v.n) = activate(l.activation, f.pre(v.x, v.y, o, v.n));
     return f;
 }
 
@@ -50,7 +50,7 @@ Backward dense_backward(const model::Network &net, const model::Layer &l, const 
     Backward g;
 
     g.d_pre = Func(l.name + "_d_pre");  // (o, n): the unused x, y dropped
-    g.d_pre(o, v.n) = activation_backward(l.dense().activation, a.fwd.out(0, 0, o, v.n), a.d_out(0, 0, o, v.n));
+    g.d_pre(o, v.n) = activation_backward(l.activation, a.fwd.out(0, 0, o, v.n), a.d_out(0, 0, o, v.n));
 
     RDom rn(0, a.batch, l.name + "_r_batch");  // n
     g.d_bias = Func(l.name + "_d_bias");  // (o)
@@ -67,6 +67,21 @@ Backward dense_backward(const model::Network &net, const model::Layer &l, const 
     g.d_in(v.x, v.y, v.c, v.n) = zero(t);
     g.d_in(v.x, v.y, v.c, v.n) += weight_at(params, w, d, v.x, v.y, v.c, ro) * g.d_pre(ro, v.n);
     return g;
+}
+
+
+void register_dense(BuilderTable &t) {
+    t.push_back({"dense", [](const LayerCall &c, const std::vector<Func> &in) {
+                     return dense_forward(c.net, c.layer, c.params, in[0]);
+                 },
+                 [](const LayerCall &c, const BackwardArgs &a) {
+                     const model::Layer &l = c.layer;
+                     Backward g = dense_backward(c.net, l, c.params, a);
+                     g.param_grads = {{l.weight, g.d_weight,
+                                       {int(l.in.width), int(l.in.height), int(l.in.channels), int(l.out.channels)}},
+                                      {l.bias, g.d_bias, {int(l.out.channels)}}};
+                     return g;
+                 }});
 }
 
 }  // namespace kiln::layers

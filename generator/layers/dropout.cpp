@@ -8,6 +8,7 @@
 // "lowbias32" integer mixer applied coordinate by coordinate (tests/reference.cpp
 // computes the same mask).
 #include "layers/layers.h"
+#include "model/kinds/dropout.h"
 
 namespace kiln::layers {
 namespace {
@@ -22,14 +23,14 @@ Expr mix(Expr h) {
     return h ^ (h >> 16);
 }
 
-Expr scale(const model::Layer &l, Type t) { return Halide::cast(t, Expr(1.0 / (1.0 - l.dropout().rate))); }
+Expr scale(const model::Layer &l, Type t) { return Halide::cast(t, Expr(1.0 / (1.0 - l.spec_as<model::DropoutSpec>().rate))); }
 
 }  // namespace
 
 Expr dropout_keep(const model::Layer &l, int layer_index, Expr seed, Expr x, Expr y, Expr c, Expr n) {
     Expr h = Halide::cast<uint32_t>(seed) ^ u32(uint32_t(layer_index) * 0x9e3779b9u);
     for (Expr coordinate : {x, y, c, n}) h = mix(h ^ Halide::cast<uint32_t>(coordinate));
-    const double threshold = l.dropout().rate * 4294967296.0;
+    const double threshold = l.spec_as<model::DropoutSpec>().rate * 4294967296.0;
     return h >= u32(uint32_t(std::min(threshold, 4294967295.0)));
 }
 
@@ -57,6 +58,16 @@ Backward dropout_backward(const model::Layer &l, int layer_index, const Backward
     g.d_in(v.x, v.y, v.c, v.n) = Halide::select(dropout_keep(l, layer_index, seed, v.x, v.y, v.c, first_image + v.n),
                                                 a.d_out(v.x, v.y, v.c, v.n) * scale(l, t), zero(t));
     return g;
+}
+
+
+void register_dropout(BuilderTable &t) {
+    t.push_back({"dropout", [](const LayerCall &c, const std::vector<Func> &in) {
+                     return dropout_forward(c.layer, c.index, in[0], c.training.dropout_seed, c.training.first_image);
+                 },
+                 [](const LayerCall &c, const BackwardArgs &a) {
+                     return dropout_backward(c.layer, c.index, a, c.training.dropout_seed, c.training.first_image);
+                 }});
 }
 
 }  // namespace kiln::layers

@@ -27,4 +27,11 @@ Backward global_pool_backward(const model::Layer &l, const BackwardArgs &a) {
     return g;
 }
 
+
+void register_global_pool(BuilderTable &t) {
+    t.push_back({"globalavgpool",
+                 [](const LayerCall &c, const std::vector<Func> &in) { return global_pool_forward(c.layer, in[0]); },
+                 [](const LayerCall &c, const BackwardArgs &a) { return global_pool_backward(c.layer, a); }});
+}
+
 }  // namespace kiln::layers

@@ -1,6 +1,8 @@
 // Halide definitions of every layer kind: forward and adjoint side by side, one
 // file per kind (llm.c's X_forward / X_backward pairs). Algorithms only; how they
-// are scheduled lives in schedules/.
+// are scheduled lives in schedules/. Each file registers its kind's builders
+// (LayerBuilder, below): the build gathers generator/layers/*.cpp into the table
+// builder_for() reads, so a new kind is a new file here.
 //
 // Dimension letters:
 //   x column, y row, c input channel, o output channel or unit, n image in batch,
@@ -37,15 +39,28 @@ struct Forward {
     Func unbiased_variance;  // batchnorm in training: (c) what running_var follows
 };
 
+// A parameter tensor's gradient, d (a, b, c, o) or d (o) with these extents
+// (innermost first), for the flat gradient's tensor Network::params[param]:
+// element [o, c, b, a] lies at offset + ((o*C + c)*B + b)*A + a.
+struct ParamGrad {
+    int param = -1;
+    Func value;
+    std::vector<int> extents;
+};
+
 struct Backward {
     Func d_pre;     // (x, y, o, n), dense: (o, n); undefined for pooling
-    Func d_in;      // (x, y, c, n); undefined when the input needs no gradient
+    Func d_in;      // a one-input kind's: (x, y, c, n); undefined when the input needs no gradient
+    std::vector<Func> d_inputs;  // a kind with several inputs: one per input, (x, y, c, n) each, or undefined
     Func d_weight;  // (a, b, c, o): a, b the kernel column/row (conv) or input column/row (dense)
     Func d_bias;    // (o)
     // conv only: (kx, ky, c, x, y, n) the input window each output position sees,
     // as the weight gradient reads it (a schedule may store it, im2col style)
     Func patches;
     Func d_pre_padded;  // conv only: (x, y, o, n) d_pre, zero outside the output
+    // What goes into the flat gradient: each parameter tensor's gradient (and
+    // batchnorm's batch statistics in its buffers' places).
+    std::vector<ParamGrad> param_grads;
 };
 
 inline Expr zero(Type t) { return Halide::cast(t, 0); }
@@ -59,14 +74,43 @@ inline Expr param_at(const Func &params, const model::ParamTensor &t, Expr i) {
 // The loss gradient reaching a layer: from its consumer, or from the loss.
 // `batch` is the number of images (the n extent) for reductions over the batch.
 struct BackwardArgs {
-    Func in;          // the layer's input activation (x, y, c, n)
+    Func in;          // the layer's (first) input activation (x, y, c, n)
     Forward fwd;      // the layer's own forward stages
     Func d_out;       // (x, y, o, n)
     Expr batch;       // N
-    bool need_d_in;   // false for the first layer: the images need no gradient
+    bool need_d_in;   // false when the input is the images: they need no gradient
+    std::vector<Func> inputs;        // every input (x, y, c, n), in order
+    std::vector<bool> need_d_inputs;  // for each input
 };
 
-// activation.cpp
+// What a training step adds to the forward pass; all undefined in inference.
+struct Training {
+    Expr batch;         // N: batchnorm normalizes with the batch's statistics
+    Expr dropout_seed;  // a new value every step: dropout active (unused by networks without dropout)
+    Expr first_image;   // the index of image n = 0 in the whole batch, when a batch is cut into shards
+};
+
+// One layer as the builders see it.
+struct LayerCall {
+    const model::Network &net;
+    const model::Layer &layer;
+    int index;  // in net.layers
+    const Func &params;
+    const Training &training;
+};
+
+// A kind's forward and adjoint builders, registered by its file under the kind's
+// name (model::Kind::name). `forward` gets the layer's inputs (x, y, c, n) in order.
+struct LayerBuilder {
+    std::string_view kind;
+    Forward (*forward)(const LayerCall &call, const std::vector<Func> &in) = nullptr;
+    Backward (*backward)(const LayerCall &call, const BackwardArgs &args) = nullptr;
+};
+using BuilderTable = std::vector<LayerBuilder>;
+// The builders of l's kind; an unsupported kind: std::runtime_error naming it.
+const LayerBuilder &builder_for(const model::Layer &l);
+
+// activation.cpp (generator/)
 Expr activate(model::Activation a, Expr pre);
 // d_pre from the activation's output and d_out (every supported activation's
 // derivative is a function of its output).
@@ -102,7 +146,7 @@ Forward dropout_forward(const model::Layer &l, int layer_index, const Func &in, 
 Backward dropout_backward(const model::Layer &l, int layer_index, const BackwardArgs &args, Expr seed,
                           Expr first_image);
 
-// loss.cpp: softmax cross-entropy with label smoothing (0: none), averaged over the batch.
+// loss.cpp (generator/): softmax cross-entropy with label smoothing (0: none), averaged over the batch.
 struct Loss {
     Func max_score;  // (n) per-image maximum, for a stable log-sum-exp
     Func log_sum;    // (n) log sum exp of the scores

@@ -6,6 +6,7 @@
 // as PyTorch does: MNIST's flat background ties often, and a tie must not double
 // the gradient.
 #include "layers/layers.h"
+#include "model/kinds/pool.h"
 
 #include <utility>
 #include <vector>
@@ -13,7 +14,7 @@
 namespace kiln::layers {
 namespace {
 
-bool is_max(const model::Layer &l) { return l.kind == model::LayerKind::maxpool; }
+bool is_max(const model::Layer &l) { return l.is("maxpool"); }
 
 // Window position of (x, y) offset by (kx, ky).
 Expr window_value(const Func &in, int stride, Expr x, Expr y, int kx, int ky, Expr c, Expr n) {
@@ -33,7 +34,7 @@ Expr first_argmax(const Func &in, const Func &out, int size, int stride, Expr ox
 
 Forward pool_forward(const model::Layer &l, const Func &in) {
     Vars v;
-    const int size = int(l.pool().size), stride = int(l.pool().stride);
+    const int size = int(l.spec_as<model::PoolSpec>().size), stride = int(l.spec_as<model::PoolSpec>().stride);
     Expr acc;
     for (int ky = 0; ky < size; ky++)
         for (int kx = 0; kx < size; kx++) {
@@ -49,7 +50,7 @@ Forward pool_forward(const model::Layer &l, const Func &in) {
 
 Backward pool_backward(const model::Layer &l, const BackwardArgs &a) {
     Vars v;
-    const int size = int(l.pool().size), stride = int(l.pool().stride);
+    const int size = int(l.spec_as<model::PoolSpec>().size), stride = int(l.spec_as<model::PoolSpec>().stride);
     const int OW = int(l.out.width), OH = int(l.out.height);
     Backward g;
     if (!a.need_d_in) return g;
@@ -82,6 +83,13 @@ Backward pool_backward(const model::Layer &l, const BackwardArgs &a) {
     g.d_in = Func(l.name + "_d_in");  // (x, y, c, n)
     g.d_in(v.x, v.y, v.c, v.n) = sum;
     return g;
+}
+
+
+void register_pool(BuilderTable &t) {
+    for (std::string_view kind : {"maxpool", "avgpool"})
+        t.push_back({kind, [](const LayerCall &c, const std::vector<Func> &in) { return pool_forward(c.layer, in[0]); },
+                     [](const LayerCall &c, const BackwardArgs &a) { return pool_backward(c.layer, a); }});
 }
 
 }  // namespace kiln::layers

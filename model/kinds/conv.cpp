@@ -8,12 +8,14 @@
 // bias and the activation are left out, as for every kind (see parse.cpp).
 #include <fmt/core.h>
 
+#include "model/kinds/conv.h"
 #include "model/layer_parse.h"
 
 namespace kiln::model::detail {
 
-LayerParse parse_conv(const TableReader &r, const Shape &in) {
-    r.allow_only({"type", "name", "filters", "kernel", "stride", "padding", "activation"});
+static LayerParse parse_conv(const TableReader &r, const std::vector<Shape> &inputs) {
+    const Shape &in = inputs[0];
+    r.allow_only({"type", "name", "input", "filters", "kernel", "stride", "padding", "activation"});
 
     ConvSpec s;
     s.filters = r.integer("filters", 1, Limits::max_extent);
@@ -35,10 +37,10 @@ LayerParse parse_conv(const TableReader &r, const Shape &in) {
     if (s.padding >= s.kernel)
         r.fail_at("padding", fmt::format("'padding' must be less than 'kernel' ({}), got {}",
                                          s.kernel, s.padding));
-    s.activation = r.activation("activation");
 
     Extent2 e = slide(r, "kernel", in, s.kernel, s.stride, s.padding);
     LayerParse p;
+    p.activation = r.activation("activation");
     p.spec = s;
     p.out = output_shape(r, s.filters, e.height, e.width);
     const int64_t fan_in = in.channels * s.kernel * s.kernel;
@@ -49,4 +51,17 @@ LayerParse parse_conv(const TableReader &r, const Shape &in) {
     return p;
 }
 
+static std::string text(const Layer &l) {
+    const ConvSpec &c = l.spec_as<ConvSpec>();
+    return fmt::format("filters={} kernel={} stride={} padding={} activation={}", c.filters, c.kernel, c.stride,
+                       c.padding, to_string(l.activation));
+}
+
 }  // namespace kiln::model::detail
+
+namespace kiln::model {
+
+const Kind conv_kind{"conv", detail::parse_conv, detail::text};
+void register_conv(KindTable &t) { t.push_back(&conv_kind); }
+
+}  // namespace kiln::model

@@ -4,18 +4,22 @@
 //
 // FLOPs per image count the multiply-adds only, 2 * O * IN: the bias and the
 // activation are left out, as for every kind (see parse.cpp).
+#include <fmt/core.h>
+
+#include "model/kinds/dense.h"
 #include "model/layer_parse.h"
 
 namespace kiln::model::detail {
 
-LayerParse parse_dense(const TableReader &r, const Shape &in) {
-    r.allow_only({"type", "name", "units", "activation"});
+static LayerParse parse_dense(const TableReader &r, const std::vector<Shape> &inputs) {
+    const Shape &in = inputs[0];
+    r.allow_only({"type", "name", "input", "units", "activation"});
 
     DenseSpec s;
     s.units = r.integer("units", 1, Limits::max_units);
-    s.activation = r.activation("activation");
 
     LayerParse p;
+    p.activation = r.activation("activation");
     p.spec = s;
     p.out = output_shape(r, s.units, 1, 1);
     const int64_t fan_in = in.size();
@@ -25,4 +29,15 @@ LayerParse parse_dense(const TableReader &r, const Shape &in) {
     return p;
 }
 
+static std::string text(const Layer &l) {
+    return fmt::format("units={} activation={}", l.spec_as<DenseSpec>().units, to_string(l.activation));
+}
+
 }  // namespace kiln::model::detail
+
+namespace kiln::model {
+
+const Kind dense_kind{"dense", detail::parse_dense, detail::text};
+void register_dense(KindTable &t) { t.push_back(&dense_kind); }
+
+}  // namespace kiln::model
