@@ -128,32 +128,37 @@ json axes_json(const model::StudyPlan &plan) {
 }
 
 // Pure training seconds of a run: its images over each epoch's speed.
-double train_seconds(const fs::path &metrics, int64_t train_count) {
-    std::ifstream in(metrics);
-    std::string line;
+double train_seconds(const std::vector<EpochMetrics> &history, int64_t train_count) {
     double seconds = 0;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-        const size_t comma = line.rfind(',', line.rfind(',') - 1);  // images_per_s, the second-last column
-        const double ips = std::atof(line.c_str() + comma + 1);
-        if (ips > 0) seconds += double(train_count) / ips;
-    }
+    for (const EpochMetrics &m : history)
+        if (m.images_per_s > 0) seconds += double(train_count) / m.images_per_s;
     return seconds;
 }
 
-// metrics.csv's rows as curves.csv rows (network, seed, epoch, train_loss,
+// A run's learning curve, as result.json keeps it: one object per epoch.
+json curve_of(const std::vector<EpochMetrics> &history) {
+    json curve = json::array();
+    for (const EpochMetrics &m : history)
+        curve.push_back({{"epoch", m.epoch},
+                         {"train_loss", m.train_loss},
+                         {"train_accuracy", m.train_accuracy},
+                         {"test_loss", m.test.loss},
+                         {"test_accuracy", m.test.accuracy},
+                         {"images_per_s", m.images_per_s}});
+    return curve;
+}
+
+// result.json's curve as curves.csv rows (network, seed, epoch, train_loss,
 // train_accuracy, test_loss, test_accuracy, images_per_s).
-std::string curve_rows(const fs::path &metrics, const std::string &network, int64_t seed) {
-    std::ifstream in(metrics);
-    std::string line, out;
-    std::getline(in, line);
-    while (std::getline(in, line)) {
-        std::vector<std::string> f;
-        std::stringstream cells(line);
-        for (std::string cell; std::getline(cells, cell, ',');) f.push_back(cell);
-        if (f.size() < 9) continue;
-        out += fmt::format("{},{},{},{},{},{},{},{}\n", network, seed, f[0], f[1], f[2], f[5], f[6], f[7]);
-    }
+std::string curve_rows(const json &result) {
+    std::string out;
+    if (!result.contains("curve")) return out;
+    for (const json &e : result.at("curve"))
+        out += fmt::format("{},{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.1f}\n", result.at("network").get<std::string>(),
+                           result.at("seed").get<int64_t>(), e.at("epoch").get<int64_t>(),
+                           e.at("train_loss").get<double>(), e.at("train_accuracy").get<double>(),
+                           e.at("test_loss").get<double>(), e.at("test_accuracy").get<double>(),
+                           e.at("images_per_s").get<double>());
     return out;
 }
 
@@ -280,9 +285,10 @@ private:
                              {"params", net.param_count},
                              {"mflops", double(net.flops) / 1e6},
                              {"epochs", recipe_.epochs},
-                             {"train_seconds", train_seconds(dir / "metrics.csv", train_set.count)},
+                             {"train_seconds", train_seconds(r.history, train_set.count)},
                              {"test_accuracy", r.test.accuracy},
-                             {"test_loss", r.test.loss}};
+                             {"test_loss", r.test.loss},
+                             {"curve", curve_of(r.history)}};
         write_file(result_path, result.dump(2) + "\n");
         summary_.trained++;
         log_ << fmt::format("{}: test accuracy {:.2f}% in {:.1f} s of training; study {:.0f}% done, {:.1f} min so far\n",
@@ -344,7 +350,7 @@ private:
                                        r.at("mflops").get<double>(), r.at("epochs").get<int64_t>(),
                                        r.at("train_seconds").get<double>(), r.at("test_accuracy").get<double>(),
                                        r.at("test_loss").get<double>());
-                curves += curve_rows(dir / "metrics.csv", m.model.net().name, seed);
+                curves += curve_rows(r);
                 if (!fs::exists(dir / "probes.json")) continue;
                 for (const json &p : read_json(dir / "probes.json"))
                     probes += fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.4f}\n", m.model.net().name, seed,

@@ -89,26 +89,46 @@ public:
         std::string line;
         if (keep_epochs > 0 && std::getline(old, line))
             while (std::getline(old, line))
-                if (std::atoll(line.c_str()) >= 1 && std::atoll(line.c_str()) <= keep_epochs) kept += line + "\n";
+                if (std::atoll(line.c_str()) >= 1 && std::atoll(line.c_str()) <= keep_epochs) {
+                    kept += line + "\n";
+                    earlier_.push_back(parse(line));
+                }
         write(kept, std::ios::trunc);
     }
+    // The epochs kept from an earlier run (resumed), in order.
+    const std::vector<EpochMetrics> &earlier() const { return earlier_; }
+
     // Validation columns stay empty when no images are held out.
-    void append(int64_t epoch, double train_loss, double train_acc, const Evaluation *validation,
-                const Evaluation &test, double ips, double elapsed) {
-        const std::string val =
-            validation ? fmt::format("{:.6f},{:.6f}", validation->loss, validation->accuracy) : std::string(",");
-        write(fmt::format("{},{:.6f},{:.6f},{},{:.6f},{:.6f},{:.1f},{:.3f}\n", epoch, train_loss, train_acc, val,
-                          test.loss, test.accuracy, ips, elapsed),
+    void append(const EpochMetrics &m) {
+        const std::string val = m.validated ? fmt::format("{:.6f},{:.6f}", m.validation.loss, m.validation.accuracy)
+                                            : std::string(",");
+        write(fmt::format("{},{:.6f},{:.6f},{},{:.6f},{:.6f},{:.1f},{:.3f}\n", m.epoch, m.train_loss,
+                          m.train_accuracy, val, m.test.loss, m.test.accuracy, m.images_per_s, m.elapsed_s),
               std::ios::app);
     }
 
 private:
+    static EpochMetrics parse(const std::string &line) {
+        std::vector<std::string> f;
+        std::stringstream cells(line);
+        for (std::string cell; std::getline(cells, cell, ',');) f.push_back(cell);
+        f.resize(9);
+        EpochMetrics m;
+        m.epoch = std::atoll(f[0].c_str());
+        m.train_loss = std::atof(f[1].c_str()), m.train_accuracy = std::atof(f[2].c_str());
+        m.validated = !f[3].empty();
+        m.validation.loss = std::atof(f[3].c_str()), m.validation.accuracy = std::atof(f[4].c_str());
+        m.test.loss = std::atof(f[5].c_str()), m.test.accuracy = std::atof(f[6].c_str());
+        m.images_per_s = std::atof(f[7].c_str()), m.elapsed_s = std::atof(f[8].c_str());
+        return m;
+    }
     void write(const std::string &text, std::ios::openmode mode) {
         std::ofstream out(path_, std::ios::out | mode);
         out << text;
         if (!out.good()) throw std::runtime_error(path_ + ": error: cannot write metrics");
     }
     std::string path_;
+    std::vector<EpochMetrics> earlier_;
 };
 
 std::map<std::string, std::string> settings_metadata(const model::TrainSettings &s) {
@@ -270,130 +290,203 @@ Evaluation evaluate(const CompiledModel &model, const std::vector<float> &params
     return e;
 }
 
-TrainResult train(const CompiledModel &compiled, const TrainOptions &opts, const ImageSet &all_train,
-                  const ImageSet &test_set, std::ostream &log) {
-    const model::TrainSettings &s = opts.settings;
-    CompiledModel model = compiled;
-    model.set_shards(int(s.shards));
-    model.set_team(opts.team);
-    const bool writer = !opts.team || opts.team->leader();  // prints, writes metrics and checkpoints
-    const model::Network &net = model.net();
-    const int classes = int(net.input.classes);
-    const size_t image_size = size_t(net.input.shape().size());
-    const model::InputSpec &in = net.input;
+namespace {
 
-    const bool plateau = s.lr_schedule == "plateau";
-    run_together(opts.team, [&] { check_settings(net, s, all_train.count, opts.team); });
-    // Without a validation split the training images are all_train's (no copy).
-    const ImageSet train_copy = s.validation > 0 ? slice(all_train, 0, all_train.count - s.validation, image_size)
-                                                 : ImageSet{};
-    const ImageSet &train_set = s.validation > 0 ? train_copy : all_train;
-    const ImageSet validation_set = slice(all_train, all_train.count - s.validation, s.validation, image_size);
+// One training run: the model, the data, the weights the optimizer moves and
+// those evaluated and saved (the same, or with [train] ema their moving average,
+// in which case the checkpoint keeps the trained ones as optimizer state).
+struct Run {
+    Run(const CompiledModel &compiled, const TrainOptions &options, const ImageSet &all_train, const ImageSet &test)
+        : opts(options), s(options.settings), model(compiled), net(model.net()), all_train(all_train), test_set(test),
+          image_size(size_t(net.input.shape().size())), classes(int(net.input.classes)),
+          writer(!opts.team || opts.team->leader()), plateau(s) {
+        model.set_shards(int(s.shards));
+        model.set_team(opts.team);
+        run_together(opts.team, [&] { check_settings(net, s, all_train.count, opts.team); });
+        // The last `validation` training images are held out; without them the
+        // training images are all_train's (no copy).
+        if (s.validation > 0) train_copy = slice(all_train, 0, all_train.count - s.validation, image_size);
+        train_set = s.validation > 0 ? &train_copy : &all_train;
+        validation_set = slice(all_train, all_train.count - s.validation, s.validation, image_size);
+        trained = initial_params(net, uint64_t(s.seed), s.init);
+        result.params = trained;
+        optimizer = make_optimizer(s, trained.size());
+        optimizer->freeze_buffers(net);
+        steps_per_epoch = (train_set->count + s.batch - 1) / s.batch;
+        pixels.resize(size_t(s.batch) * image_size);
+        labels.resize(size_t(s.batch));
+        scores.resize(size_t(s.batch) * size_t(classes));
+        grad.resize(trained.size());
+    }
 
-    // `trained` are the weights the optimizer moves; result.params those evaluated
-    // and saved: the same, or with [train] ema their exponential moving average,
-    // in which case the checkpoint keeps the trained ones as optimizer state.
+    const TrainOptions &opts;
+    const model::TrainSettings &s;
+    CompiledModel model;
+    const model::Network &net;
+    const ImageSet &all_train, &test_set;
+    const size_t image_size;
+    const int classes;
+    const bool writer;  // prints, writes metrics and checkpoints
+    ImageSet train_copy, validation_set;
+    const ImageSet *train_set = nullptr;
+    std::vector<float> trained;
     TrainResult result;
-    std::vector<float> trained = initial_params(net, uint64_t(s.seed), s.init);
-    result.params = trained;
-    const bool ema = s.ema > 0;
-    std::unique_ptr<Optimizer> optimizer = make_optimizer(s, trained.size());
-    optimizer->freeze_buffers(net);
-    Plateau plateau_lr(s);  // lr_schedule = "plateau" only
-    int64_t first_epoch = 1;
-    const std::string checkpoint_path = (std::filesystem::path(opts.out_dir) / "checkpoint.safetensors").string();
+    std::unique_ptr<Optimizer> optimizer;
+    Plateau plateau;  // lr_schedule = "plateau" only
     std::optional<MetricsFile> metrics;
-    run_together(opts.team, [&] {
-        if (!opts.resume.empty()) {
-            first_epoch = resume(opts.resume, net, s, *optimizer, plateau_lr, trained, result.params) + 1;
-            if (writer) log << fmt::format("resuming {} from {} after epoch {}\n", net.name, opts.resume, first_epoch - 1);
+    int64_t first_epoch = 1, step = 0, steps_per_epoch = 0;
+    double epoch_lr = 0;  // plateau: the rate the last epoch trained with (the schedule has set the next)
+    Clock::time_point start = Clock::now();
+    // One batch: (n, c, y, x) pixels, labels, the step's scores and gradient.
+    std::vector<float> pixels, scores, grad;
+    std::vector<int32_t> labels;
+
+    bool plateau_schedule() const { return s.lr_schedule == "plateau"; }
+    std::string checkpoint_path() const {
+        return (std::filesystem::path(opts.out_dir) / "checkpoint.safetensors").string();
+    }
+};
+
+// From the checkpoint to resume, if any; the metrics file (its earlier rows kept).
+void begin_run(Run &run, std::ostream &log) {
+    run_together(run.opts.team, [&] {
+        if (!run.opts.resume.empty()) {
+            run.first_epoch =
+                resume(run.opts.resume, run.net, run.s, *run.optimizer, run.plateau, run.trained, run.result.params) + 1;
+            if (run.writer)
+                log << fmt::format("resuming {} from {} after epoch {}\n", run.net.name, run.opts.resume,
+                                   run.first_epoch - 1);
         }
-        if (writer) {
-            std::filesystem::create_directories(opts.out_dir);
-            metrics.emplace((std::filesystem::path(opts.out_dir) / "metrics.csv").string(), first_epoch - 1);
+        if (run.writer) {
+            std::filesystem::create_directories(run.opts.out_dir);
+            run.metrics.emplace((std::filesystem::path(run.opts.out_dir) / "metrics.csv").string(), run.first_epoch - 1);
+            run.result.history = run.metrics->earlier();
         }
     });
-    if (opts.team) check_team_agrees(*opts.team, model, s, all_train, test_set, trained);
-    ProgressBar bar(opts.progress && writer);
+    if (run.opts.team) check_team_agrees(*run.opts.team, run.model, run.s, run.all_train, run.test_set, run.trained);
+    run.step = (run.first_epoch - 1) * run.steps_per_epoch;
+    run.start = Clock::now();
+}
 
-    std::vector<float> batch_pixels(size_t(s.batch) * image_size), scores(size_t(s.batch) * classes);
-    std::vector<float> grad(trained.size());
-    std::vector<int32_t> batch_labels(size_t(s.batch));
-    const auto start = Clock::now();
-    const int64_t steps_per_epoch = (train_set.count + s.batch - 1) / s.batch;
-    int64_t step = (first_epoch - 1) * steps_per_epoch;
-    for (int64_t epoch = first_epoch; epoch <= s.epochs; epoch++) {
-        const std::vector<int64_t> order = epoch_order(train_set.count, uint64_t(s.seed), epoch);
-        const auto epoch_start = Clock::now();
-        double loss_sum = 0;
-        int64_t correct = 0;
-        for (int64_t begin = 0; begin < train_set.count; begin += s.batch) {
-            const int n = int(std::min<int64_t>(s.batch, train_set.count - begin));
-            for (int i = 0; i < n; i++) {
-                const size_t src = size_t(order[size_t(begin + i)]);
-                const float *image = train_set.pixels.data() + src * image_size;
-                float *slot = batch_pixels.data() + size_t(i) * image_size;
-                if (s.augment.enabled()) {  // drawn per (seed, epoch, position): resumable
-                    Rng rng = make_rng(uint64_t(s.seed), kAugmentStream, (uint64_t(epoch) << 32) | uint64_t(begin + i));
-                    warp_image(image, slot, int(in.width), int(in.height), int(in.channels), random_warp(s.augment, rng));
-                } else {
-                    std::copy_n(image, image_size, slot);
-                }
-                batch_labels[size_t(i)] = train_set.labels[src];
-            }
-            const uint32_t dropout_seed = uint32_t(make_rng(uint64_t(s.seed), kDropoutStream, uint64_t(step)).next());
-            const float loss = model.train_step(trained.data(), batch_pixels.data(), batch_labels.data(), n,
-                                                scores.data(), grad.data(), dropout_seed);
-            if (!std::isfinite(loss)) diverged(net, epoch, loss, opts.team);
-            loss_sum += double(loss) * n;
-            for (int i = 0; i < n; i++) correct += argmax(scores.data() + size_t(i) * classes, classes) == batch_labels[size_t(i)];
-            const double lr = plateau ? plateau_lr.lr() : learning_rate_at(s, step, steps_per_epoch);
-            optimizer->step(trained, grad, lr, step);
-            update_running_stats(net, trained, grad);
-            if (ema)
-                for (size_t i = 0; i < trained.size(); i++)
-                    result.params[i] = float(s.ema) * result.params[i] + float(1 - s.ema) * trained[i];
-            step++;
-            const int64_t done = begin + n;
-            bar.update(epoch, s.epochs, done, train_set.count, double(done) / seconds_since(epoch_start));
+// Images order[begin ..] into the batch, augmented (drawn per seed, epoch and
+// position, so that a resumed run sees the same images); returns how many.
+int next_batch(Run &run, const std::vector<int64_t> &order, int64_t epoch, int64_t begin) {
+    const model::TrainSettings &s = run.s;
+    const model::InputSpec &in = run.net.input;
+    const int n = int(std::min<int64_t>(s.batch, run.train_set->count - begin));
+    for (int i = 0; i < n; i++) {
+        const size_t src = size_t(order[size_t(begin + i)]);
+        const float *image = run.train_set->pixels.data() + src * run.image_size;
+        float *slot = run.pixels.data() + size_t(i) * run.image_size;
+        if (s.augment.enabled()) {
+            Rng rng = make_rng(uint64_t(s.seed), kAugmentStream, (uint64_t(epoch) << 32) | uint64_t(begin + i));
+            warp_image(image, slot, int(in.width), int(in.height), int(in.channels), random_warp(s.augment, rng));
+        } else {
+            std::copy_n(image, run.image_size, slot);
         }
-        const double images_per_s = double(train_set.count) / seconds_since(epoch_start);
-        bar.clear();
-        if (!ema) result.params = trained;
-        result.test = evaluate(model, result.params, test_set);
-        Evaluation validation;
-        if (s.validation > 0) validation = evaluate(model, result.params, validation_set);
-        const std::string lr_text = plateau ? fmt::format("  lr {:.3g}", plateau_lr.lr()) : std::string();
-        if (plateau)  // sets the next epoch's rate
-            plateau_lr.step(s.lr_monitor == "val_accuracy" ? validation.accuracy : validation.loss);
-        const double train_loss = loss_sum / double(train_set.count);
-        const double train_acc = double(correct) / double(train_set.count);
-        const double elapsed = seconds_since(start);
-        const std::string val_text = s.validation > 0 ? fmt::format("  val loss {:.4f} acc {:6.2f}%", validation.loss,
-                                                                    100 * validation.accuracy)
-                                                      : std::string();
-        if (writer) {
-            log << fmt::format("epoch {:>3}/{}  train loss {:.4f} acc {:6.2f}%{}  test loss {:.4f} acc {:6.2f}%  "
-                               "{:>7.0f} img/s  {:6.1f} s{}\n",
-                               epoch, s.epochs, train_loss, 100 * train_acc, val_text, result.test.loss,
-                               100 * result.test.accuracy, images_per_s, elapsed, lr_text);
-            log.flush();
-            metrics->append(epoch, train_loss, train_acc, s.validation > 0 ? &validation : nullptr, result.test,
-                            images_per_s, elapsed);
-        }
+        run.labels[size_t(i)] = run.train_set->labels[src];
+    }
+    return n;
+}
 
-        Checkpoint ck;
-        ck.epoch = epoch;
-        ck.params = result.params;
-        ck.optimizer_state = optimizer->state();
-        if (ema) ck.optimizer_state[kTrainedWeights] = trained;
-        ck.metadata = settings_metadata(s);
-        if (plateau) ck.metadata.merge(plateau_lr.to_metadata());
-        if (writer) save_checkpoint(checkpoint_path, net, ck);
-        result.epochs = epoch;
+// The optimizer's step with this step's rate, the batch statistics folded into
+// the running ones, and the moving average of the weights.
+void update(Run &run) {
+    const model::TrainSettings &s = run.s;
+    const double lr = run.plateau_schedule() ? run.plateau.lr() : learning_rate_at(s, run.step, run.steps_per_epoch);
+    run.optimizer->step(run.trained, run.grad, lr, run.step);
+    update_running_stats(run.net, run.trained, run.grad);
+    if (s.ema > 0)
+        for (size_t i = 0; i < run.trained.size(); i++)
+            run.result.params[i] = float(s.ema) * run.result.params[i] + float(1 - s.ema) * run.trained[i];
+    run.step++;
+}
+
+// One pass over the training images: per batch, next_batch -> train_step
+// (forward, loss, backward) -> update.
+EpochMetrics train_epoch(Run &run, int64_t epoch, ProgressBar &bar) {
+    const model::TrainSettings &s = run.s;
+    const int64_t count = run.train_set->count;
+    const std::vector<int64_t> order = epoch_order(count, uint64_t(s.seed), epoch);
+    const auto epoch_start = Clock::now();
+    double loss_sum = 0;
+    int64_t correct = 0;
+    for (int64_t begin = 0; begin < count; begin += s.batch) {
+        const int n = next_batch(run, order, epoch, begin);
+        const uint32_t dropout_seed = uint32_t(make_rng(uint64_t(s.seed), kDropoutStream, uint64_t(run.step)).next());
+        const float loss = run.model.train_step(run.trained.data(), run.pixels.data(), run.labels.data(), n,
+                                                run.scores.data(), run.grad.data(), dropout_seed);
+        if (!std::isfinite(loss)) diverged(run.net, epoch, loss, run.opts.team);
+        loss_sum += double(loss) * n;
+        for (int i = 0; i < n; i++)
+            correct += argmax(run.scores.data() + size_t(i) * run.classes, run.classes) == run.labels[size_t(i)];
+        update(run);
+        bar.update(epoch, s.epochs, begin + n, count, double(begin + n) / seconds_since(epoch_start));
+    }
+    bar.clear();
+    EpochMetrics m;
+    m.epoch = epoch;
+    m.train_loss = loss_sum / double(count);
+    m.train_accuracy = double(correct) / double(count);
+    m.images_per_s = double(count) / seconds_since(epoch_start);
+    return m;
+}
+
+// The evaluated weights on the test (and held-out) images; the plateau schedule
+// sets the next epoch's rate from them.
+void evaluate_epoch(Run &run, EpochMetrics &m) {
+    if (run.s.ema <= 0) run.result.params = run.trained;
+    m.test = run.result.test = evaluate(run.model, run.result.params, run.test_set);
+    m.validated = run.s.validation > 0;
+    if (m.validated) m.validation = evaluate(run.model, run.result.params, run.validation_set);
+    run.epoch_lr = run.plateau.lr();
+    if (run.plateau_schedule())
+        run.plateau.step(run.s.lr_monitor == "val_accuracy" ? m.validation.accuracy : m.validation.loss);
+    m.elapsed_s = seconds_since(run.start);
+}
+
+void log_epoch(Run &run, const EpochMetrics &m, std::ostream &log) {
+    if (!run.writer) return;
+    const std::string lr_text = run.plateau_schedule() ? fmt::format("  lr {:.3g}", run.epoch_lr) : "";
+    const std::string val_text =
+        m.validated ? fmt::format("  val loss {:.4f} acc {:6.2f}%", m.validation.loss, 100 * m.validation.accuracy) : "";
+    log << fmt::format("epoch {:>3}/{}  train loss {:.4f} acc {:6.2f}%{}  test loss {:.4f} acc {:6.2f}%  "
+                       "{:>7.0f} img/s  {:6.1f} s{}\n",
+                       m.epoch, run.s.epochs, m.train_loss, 100 * m.train_accuracy, val_text, m.test.loss,
+                       100 * m.test.accuracy, m.images_per_s, m.elapsed_s, lr_text);
+    log.flush();
+    run.metrics->append(m);
+}
+
+void save(const Run &run, int64_t epoch) {
+    if (!run.writer) return;
+    Checkpoint ck;
+    ck.epoch = epoch;
+    ck.params = run.result.params;
+    ck.optimizer_state = run.optimizer->state();
+    if (run.s.ema > 0) ck.optimizer_state[kTrainedWeights] = run.trained;
+    ck.metadata = settings_metadata(run.s);
+    if (run.plateau_schedule()) ck.metadata.merge(run.plateau.to_metadata());
+    save_checkpoint(run.checkpoint_path(), run.net, ck);
+}
+
+}  // namespace
+
+TrainResult train(const CompiledModel &compiled, const TrainOptions &opts, const ImageSet &all_train,
+                  const ImageSet &test_set, std::ostream &log) {
+    Run run(compiled, opts, all_train, test_set);
+    begin_run(run, log);
+    ProgressBar bar(opts.progress && run.writer);
+    for (int64_t epoch = run.first_epoch; epoch <= run.s.epochs; epoch++) {
+        EpochMetrics m = train_epoch(run, epoch, bar);
+        evaluate_epoch(run, m);
+        log_epoch(run, m, log);
+        save(run, epoch);
+        run.result.history.push_back(m);
+        run.result.epochs = epoch;
         if (opts.after_epoch && !opts.after_epoch(epoch)) break;
     }
-    return result;
+    return std::move(run.result);
 }
 
 }  // namespace kiln

@@ -45,10 +45,22 @@ struct TrainOptions {
     const ShardTeam *team = nullptr;
 };
 
+// One epoch's figures, as metrics.csv records them.
+struct EpochMetrics {
+    int64_t epoch = 0;
+    double train_loss = 0, train_accuracy = 0;  // over the epoch's batches, as trained
+    bool validated = false;                     // images were held out: `validation` holds their figures
+    Evaluation validation, test;                // after the epoch
+    double images_per_s = 0;                    // training only
+    double elapsed_s = 0;                       // since the run (or its resumption) started
+};
+
 struct TrainResult {
     std::vector<float> params;
     Evaluation test;  // after the last epoch
     int64_t epochs = 0;
+    // Every epoch so far, a resumed run's earlier ones included (from its metrics.csv).
+    std::vector<EpochMetrics> history;
 };
 
 // Trains for settings.epochs epochs (counting those already in a resumed

@@ -1,0 +1,147 @@
+// Convolution: the forward pass by rows of channel blocks, the weight gradient by one of three strategies
+// (channels, rows, taps) by shape, the input gradient as a transposed convolution.
+#include "schedules/cpu_internal.h"
+
+#include "model/kinds/conv.h"
+
+namespace kiln::schedules {
+namespace {
+
+void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
+    // The zero border stored once, so the inner loop reads without bounds checks.
+    if (s.fwd.in_padded.defined()) {
+        Func padded = s.fwd.in_padded;
+        padded.compute_root();
+        serial_for_one_image(padded, padded.args()[0], s, ctx);
+        schedule_spatial(padded, ctx);
+    }
+    schedule_window_rows(s.fwd.out, s.fwd.pre, channel_block(s.layer->out.channels, ctx), s.layer->out.width, ctx,
+                         ctx.batch.defined() && s.layer->flops < kSerialFlops);
+}
+
+// A conv weight gradient (kx, ky, c, o) with vectors along the output channels,
+// reading the input in place (no im2col): per image, input channel and block of
+// output channels, every tap's vector of channels accumulates in a register over
+// the image's positions, the taps unrolled, each input value broadcast to them.
+// This reads d_pre (x, y, o, n) channels innermost: a first layer's d_pre is
+// stored so by its caller (nothing else reads it), and its few input channels
+// are unrolled too; otherwise d_pre is stored by rows for d_in, and each image's
+// is copied. The chunks of the batch run in parallel.
+void conv_weight_gradient_by_channels(const pipeline::LayerStages &s, const Context &ctx, bool first_layer) {
+    std::vector<RVar> r = s.bwd.d_weight.rvars(0);  // x, y, n
+    RVar image("image");
+    Var u("u"), oo("oo"), oi("oi");
+    Func partial = chunked_partial_sums(s.bwd.d_weight, image, u, ctx);  // (kx, ky, c, o, u)
+    Var kx = partial.args()[0], ky = partial.args()[1], c = partial.args()[2], o = partial.args()[3];
+    partial.compute_root().reorder_storage(o, kx, ky, c, partial.args()[4]).vectorize(o, ctx.vector, kGuard).parallel(u);
+    Halide::Stage update = partial.update().split(o, oo, oi, ctx.vector, kGuard);
+    if (first_layer)
+        update.reorder(oi, kx, ky, c, r[0], r[1], oo, image, u).unroll(c);
+    else
+        update.reorder(oi, kx, ky, r[0], r[1], c, oo, image, u);
+    update.vectorize(oi).unroll(kx).unroll(ky).parallel(u);
+    if (!first_layer) {
+        Func copy = Func(s.bwd.d_pre).in(partial);  // (x, y, o, n)
+        copy.compute_at(partial, image);
+        store_channels_innermost(copy, ctx);
+    }
+}
+
+// The first layer's gradients when its window has fewer taps (kx, ky, c) than a
+// vector has lanes, as a 3x3 window on one channel (9 taps): nothing reads d_pre
+// by rows (there is no d_in), so it is stored channels innermost for the weight
+// gradient, and the bias gradient's vectors run along channels too.
+void conv_first_layer_gradients(const pipeline::LayerStages &s, const Context &ctx) {
+    Func dp = s.bwd.d_pre, db = s.bwd.d_bias;  // (x, y, o, n); (o)
+    dp.compute_root();
+    store_channels_innermost(dp, ctx);
+    dp.parallel(dp.args()[3]);
+    conv_weight_gradient_by_channels(s, ctx, true);
+
+    Var oo("oo"), oi("oi");
+    std::vector<RVar> rb = db.rvars(0);  // x, y, n
+    db.compute_root().vectorize(db.args()[0], ctx.vector, kGuard);
+    db.update().split(db.args()[0], oo, oi, ctx.vector, kGuard).reorder(oi, rb[0], rb[1], rb[2], oo).vectorize(oi);
+}
+
+// The weight gradient as a matrix product over every output position of every
+// image, for strided layers whose output channels do not fill vectors: per
+// image, its input windows are stored (im2col) with (kx, ky, c) innermost; a
+// tile of (kx, ky, c) vectors x a block of output channels accumulates in
+// registers over the image's positions. The chunks of the batch run in parallel.
+void conv_weight_gradient_by_taps(const pipeline::LayerStages &s, const Context &ctx) {
+    Func patches = s.bwd.patches;  // (kx, ky, c, x, y, n)
+    std::vector<RVar> r = s.bwd.d_weight.rvars(0);  // x, y, n
+    RVar image("image");
+    Var u("u"), t("t"), t2("t2"), to("to"), ti("ti"), oo("oo"), oi("oi");
+    Func partial = chunked_partial_sums(s.bwd.d_weight, image, u, ctx);  // (kx, ky, c, o, u)
+    Var pkx = partial.args()[0], pky = partial.args()[1], pc = partial.args()[2], po = partial.args()[3];
+    const int block = channel_block(s.layer->out.channels, ctx);
+    partial.compute_root().parallel(u);
+    partial.update()
+        .fuse(pkx, pky, t)
+        .fuse(t, pc, t2)
+        .split(t2, to, ti, ctx.vector, TailStrategy::GuardWithIf)
+        .split(po, oo, oi, block)
+        .reorder(ti, oi, r[0], r[1], to, oo, image, u)
+        .vectorize(ti)
+        .unroll(oi)
+        .parallel(u);
+    patches.compute_at(partial, image).vectorize(patches.args()[0], ctx.vector, TailStrategy::GuardWithIf);
+}
+
+// A weight gradient with vectors along the output rows, for a layer at stride 1
+// whose output channels do not fill vectors (lenet5's first: 6 channels of
+// 28 x 28, 25 taps): each lane sums every vector-th position of a row (rfactor),
+// and for each tap row (ky) the kernel's taps along x times the row's vectors
+// accumulate in registers, each d_pre row loaded serving them all. The lanes
+// are added at the end; the chunks of the batch run in parallel.
+void conv_weight_gradient_by_rows(const pipeline::LayerStages &s, const Context &ctx) {
+    std::vector<RVar> r = s.bwd.d_weight.rvars(0);  // x, y, n
+    RVar image("image"), rxo("rxo"), rxi("rxi");
+    Var u("u"), lane("lane");
+    Func partial = chunked_partial_sums(s.bwd.d_weight, image, u, ctx);  // (kx, ky, c, o, u)
+    Func row_lanes = partial.update().split(r[0], rxo, rxi, ctx.vector, kGuard).rfactor(rxi, lane);
+    // row_lanes (kx, ky, c, o, u, lane)
+    Var kx = partial.args()[0], ky = partial.args()[1], c = partial.args()[2], o = partial.args()[3];
+    partial.compute_root().parallel(u);
+    partial.update().reorder(rxi, kx, ky, c, o, u).parallel(u);
+    row_lanes.compute_at(partial, u).reorder_storage(lane, kx, ky, c, o, u).vectorize(lane);
+    row_lanes.update()
+        .reorder(lane, rxo, kx, r[1], ky, c, o, image)
+        .vectorize(lane)
+        .unroll(rxo)
+        .unroll(kx);
+}
+
+void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
+    const model::Layer &l = *s.layer;
+    const model::ConvSpec &conv = l.spec_as<model::ConvSpec>();
+    const int64_t taps = conv.kernel * conv.kernel * l.in.channels;
+    if (!s.bwd.d_in.defined() && taps < ctx.vector) return conv_first_layer_gradients(s, ctx);
+    // Without an activation d_pre is d_out: its readers read that (no copy).
+    if (l.activation != model::Activation::none) schedule_spatial(s.bwd.d_pre, ctx);
+    schedule_channel_sum(s.bwd.d_bias, s.layer->out, ctx);
+    if (l.out.channels % ctx.vector == 0)
+        conv_weight_gradient_by_channels(s, ctx, false);
+    else if (conv.stride == 1)
+        conv_weight_gradient_by_rows(s, ctx);
+    else
+        conv_weight_gradient_by_taps(s, ctx);
+
+    if (s.bwd.d_in.defined()) {
+        // As the forward pass, input channels in the place of output channels; a
+        // wrapper stores d_in, which accumulates row by row.
+        schedule_spatial(s.bwd.d_pre_padded, ctx);
+        Func din = s.bwd.d_in;  // (x, y, c, n) summed over kx, ky, o
+        schedule_window_rows(din.in(), din, channel_block(s.layer->in.channels, ctx), s.layer->in.width, ctx, false);
+    }
+}
+
+}  // namespace
+
+void register_conv(ScheduleTable &t) {
+    t.push_back({"conv", [](const pipeline::Graph &g, size_t i, const Context &c) { conv_forward(g.layers[i], c); }, conv_backward});
+}
+
+}  // namespace kiln::schedules
