@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# install_test.sh BUILD_DIR EXAMPLE_DIR DATA_DIR
+# install_test.sh BUILD_DIR EXAMPLE_DIR DATA_DIR [CMAKE_GENERATOR]
 #
 # Kiln as a package: `cmake --install` into a temporary prefix; the example
 # project (its own network file, find_package(Kiln)) configured and built against
@@ -11,6 +11,7 @@ set -euo pipefail
 build=$(cd "$1" && pwd)
 example=$(cd "$2" && pwd)
 data=$3
+generator=${4:-Ninja}
 count=100        # test digits classified
 min_correct=85   # of them, after one epoch on 12,000 training images (measured: 96-98)
 
@@ -29,7 +30,7 @@ if grep -rlF -e "$build" "$prefix/lib/cmake"; then fail "the installed CMake fil
 
 echo "== the example project, configured against the prefix only"
 start=$SECONDS
-cmake -S "$example" -B "$tmp/example" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+cmake -S "$example" -B "$tmp/example" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
       -DKILN_TARGETS=host > "$tmp/configure.log" 2>&1 || { cat "$tmp/configure.log"; fail "configuring the example"; }
 cmake --build "$tmp/example" > "$tmp/build.log" 2>&1 || { tail -40 "$tmp/build.log"; fail "building the example"; }
 recognizer=$tmp/example/digit-recognizer
