@@ -14,8 +14,7 @@ namespace kiln {
 //  - Halide's parallel loops of one task run on the calling thread, without
 //    waking the thread pool; and while the shards of a training step or of
 //    inference run on their own threads, each shard's loops run serially on
-//    its thread (without this, the shards share Halide's pool: the same
-//    results, more slowly);
+//    its thread (without this, the shards share Halide's pool, more slowly);
 //  - glibc's malloc keeps blocks up to 32 MiB in its heap and trims it above
 //    256 MiB (mallopt M_MMAP_THRESHOLD, M_TRIM_THRESHOLD), so that the buffers
 //    the pipelines allocate on every call are not mapped and page-faulted anew.
