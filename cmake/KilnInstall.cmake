@@ -40,8 +40,7 @@ install(TARGETS ${kiln_installed_libraries} EXPORT KilnTargets
         INCLUDES DESTINATION ${kiln_include_dir} ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS kiln_generator EXPORT KilnTargets RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${KILN_RUNTIME_HEADERS} DESTINATION ${kiln_include_dir})
-file(GLOB kiln_model_headers ${PROJECT_SOURCE_DIR}/model/*.h)
-install(FILES ${kiln_model_headers} DESTINATION ${kiln_include_dir}/model)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/model/ DESTINATION ${kiln_include_dir}/model FILES_MATCHING PATTERN "*.h")
 install(FILES ${PROJECT_SOURCE_DIR}/schedules/settings.h DESTINATION ${kiln_include_dir}/schedules)
 if (KILN_BUILD_CLI)
     # kiln finds kiln_generator (network files compiled on demand) and kiln-tune beside itself.
