@@ -1,30 +1,32 @@
 #include "compiled.h"
 
-#include <malloc.h>
-
 #include <algorithm>
-#include <iostream>
 #include <cstdlib>
 #include <optional>
 #include <thread>
 
 #include "HalideBuffer.h"
 #include "helper_thread.h"
-#include "network_cache.h"
+#include "process.h"
 
 namespace kiln {
 namespace {
 
 using Halide::Runtime::Buffer;
 
-// Halide's default error handler aborts the process; keep the message instead and
-// report it as an exception from the call that failed.
 thread_local std::string last_halide_error;
 
+}  // namespace
+
+// Halide's default error handler aborts the process; this one (installed by
+// configure_process, process.h) keeps the message, and the call that failed
+// reports it as an exception.
 void keep_halide_error(void *, const char *message) {
     last_halide_error = message;
     while (!last_halide_error.empty() && last_halide_error.back() == '\n') last_halide_error.pop_back();
 }
+
+namespace {
 
 void check(int code, const model::Network &net, const char *pipeline) {
     if (code != 0)
@@ -47,13 +49,6 @@ int serial_do_par_for(void *user_context, halide_task_t task, int min, int size,
     return 0;
 }
 
-// Halide's pool for loops of two or more tasks; a loop of one task (a stage
-// parallel over images, called for one image) runs here, without waking the pool.
-int kiln_do_par_for(void *user_context, halide_task_t task, int min, int size, uint8_t *closure) {
-    if (size <= 1) return serial_do_par_for(user_context, task, min, size, closure);
-    return halide_default_do_par_for(user_context, task, min, size, closure);
-}
-
 // While alive, every Halide parallel loop in the process runs serially: each
 // shard's pipeline keeps its own core instead of sharing the pool (and every
 // stage's data) with the other shard.
@@ -70,6 +65,14 @@ private:
 
 }  // namespace
 
+// The parallel-for hook configure_process (process.h) installs: Halide's pool for
+// loops of two or more tasks; a loop of one task (a stage parallel over images,
+// called for one image) runs here, without waking the pool.
+int kiln_do_par_for(void *user_context, halide_task_t task, int min, int size, uint8_t *closure) {
+    if (size <= 1) return serial_do_par_for(user_context, task, min, size, closure);
+    return halide_default_do_par_for(user_context, task, min, size, closure);
+}
+
 void set_thread_count(int threads) {
     requested_threads = std::max(0, threads);
     halide_set_num_threads(requested_threads);
@@ -85,13 +88,6 @@ int thread_count() {
 
 CompiledModel::CompiledModel(const CompiledNetwork &entry)
     : entry_(entry), net_(model::parse_network(entry.toml, entry.file)) {
-    halide_set_error_handler(keep_halide_error);
-    halide_set_custom_do_par_for(kiln_do_par_for);
-    // The pipelines allocate their stages' buffers (megabytes) on every call. By
-    // default glibc maps such blocks fresh and unmaps them on free, so every call
-    // pays page faults on all of them: keep them in the heap instead.
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     set_shards(int(net_.train.shards));
 }
 
@@ -105,14 +101,15 @@ namespace {
 // Runs part(shard, begin, count) on shards first, first + step, ... of the
 // `shards` shards of n images (shard_begin), `threads` of them at once. When every
 // thread runs a shard, each shard's Halide loops run serially: a shard keeps its
-// own core instead of sharing the pool (and every stage's data) with the others.
-// With more threads than shards, the shards share Halide's pool.
+// own core instead of sharing the pool (and every stage's data) with the others,
+// if the process opted in (configure_process, process.h: the hook is process-wide).
+// With more threads than shards, or without the opt-in, the shards share Halide's pool.
 template <class Part>
 void run_cut(int n, int shards, const Part &part, int first = 0, int step = 1) {
     const int threads = thread_count();
     const int mine = first < shards ? (shards - 1 - first) / step + 1 : 0;
     std::optional<SerialLoops> serial;
-    if (mine > 1 && threads > 1 && threads <= mine) serial.emplace();
+    if (mine > 1 && threads > 1 && threads <= mine && process_configured()) serial.emplace();
     run_shards(mine, threads, [&](int j) {
         const int s = first + j * step, begin = shard_begin(n, shards, s);
         part(s, begin, shard_begin(n, shards, s + 1) - begin);
@@ -293,27 +290,6 @@ void check_cpu_supported() {
         throw UsageError("kiln: error: unsupported CPU: it lacks " + missing_features(targets.back()) +
                          ", which every compiled variant needs (compiled: the least is " + targets.back() +
                          "; rebuild with -DKILN_TARGETS=host on this machine)");
-}
-
-std::vector<CompiledModel> compiled_models() {
-    std::vector<CompiledModel> all;
-    for (size_t i = 0; i < compiled_network_count; i++) all.emplace_back(compiled_networks[i]);
-    return all;
-}
-
-CompiledModel find_model(const std::string &name, const std::string &schedule) {
-    if (names_a_file(name))
-        return CompiledModel(load_network_file(name, schedule.empty() ? schedule_beside(name) : schedule, std::cerr));
-    if (!schedule.empty())
-        throw UsageError("kiln: error: --schedule applies to a network file; '" + name +
-                         "' is compiled in with its own (schedules/)");
-    std::string names;
-    for (CompiledModel &m : compiled_models()) {
-        if (m.net().name == name) return m;
-        names += (names.empty() ? "" : ", ") + m.net().name;
-    }
-    throw UsageError("kiln: error: no network named '" + name + "' is compiled in (there are: " + names +
-                     "); give a network file's path (NAME.toml) to compile one");
 }
 
 }  // namespace kiln

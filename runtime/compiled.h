@@ -22,6 +22,9 @@ struct UsageError : std::runtime_error {
 
 class CompiledModel {
 public:
+    // `entry` outlives the model: kiln_<id>_network of a network built with
+    // kiln_add_network (cmake/KilnNetwork.cmake), an entry of the table of the
+    // networks compiled into kiln, or a network file's (network_cache.h).
     CompiledModel(const CompiledNetwork &entry);
 
     const model::Network &net() const { return net_; }
@@ -82,6 +85,9 @@ std::vector<std::string> pipeline_targets();
 // Throws UsageError naming what is missing if this CPU can run none of them.
 void check_cpu_supported();
 
+// The networks compiled into the kiln command (registry.cpp, in the build's
+// kiln_runtime library with kiln's networks; not in the installed libraries, whose
+// programs make a CompiledModel from their own kiln_<id>_network instead).
 // Every compiled network, in table order.
 std::vector<CompiledModel> compiled_models();
 // The compiled network with this name; UsageError naming the ones there are if

@@ -23,6 +23,7 @@
 #include "export_predict_cli.h"
 #include "idx.h"
 #include "network_cache.h"
+#include "process.h"
 #include "study.h"
 #include "train.h"
 
@@ -441,24 +442,9 @@ int run(int argc, char **argv, const MpiJob &job) {
 }  // namespace
 }  // namespace kiln
 
-// kiln's large blocks (the training images as floats, the pipelines' stage buffers)
-// were touched a 4 KiB page at a time: on this virtual machine page faults took a
-// fifth of a lenet5 epoch. glibc backs its heap with transparent huge pages only
-// if told so before the process starts (the tunable below), so kiln starts itself
-// again with it set, once. KILN_SMALL_PAGES=1 turns this off.
-void restart_with_huge_pages(char **argv) {
-    const char *tunables = std::getenv("GLIBC_TUNABLES");
-    if (std::getenv("KILN_SMALL_PAGES") || (tunables && std::strstr(tunables, "glibc.malloc.hugetlb"))) return;
-    const std::string value = std::string(tunables && *tunables ? tunables : "") + (tunables && *tunables ? ":" : "") +
-                              "glibc.malloc.hugetlb=1";
-    if (setenv("GLIBC_TUNABLES", value.c_str(), 1) != 0) return;
-    execv("/proc/self/exe", argv);  // returns only on failure: then go on as we are
-    unsetenv("GLIBC_TUNABLES");
-    if (tunables) setenv("GLIBC_TUNABLES", tunables, 1);
-}
-
 int main(int argc, char **argv) {
-    restart_with_huge_pages(argv);
+    kiln::restart_with_huge_pages(argv);  // process-wide settings: the command opts in (process.h)
+    kiln::configure_process();
     kiln::MpiJob job(argc, argv);  // an MPI job's rank under mpirun, else a job of one that never calls MPI
     int code = 0;
     try {

@@ -54,9 +54,15 @@ uint64_t fnv1a(const std::string &text) {
     return h;
 }
 
+// $KILN_GENERATOR, else kiln_generator beside the running program (an installed
+// kiln: both in PREFIX/bin), else the generator of the build this was built in.
 std::string generator_path() {
     const char *env = std::getenv("KILN_GENERATOR");
-    return env && *env ? env : KILN_GENERATOR_PATH;
+    if (env && *env) return env;
+    std::error_code ec;
+    const fs::path beside = fs::read_symlink("/proc/self/exe", ec).parent_path() / "kiln_generator";
+    if (!ec && fs::is_regular_file(beside, ec)) return beside.string();
+    return KILN_GENERATOR_PATH;
 }
 
 // The CPU's feature flags: the pipelines are compiled for this machine (host).

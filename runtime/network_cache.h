@@ -10,6 +10,11 @@
 // schedule, another kiln or another machine makes another entry and a stale
 // library is never loaded. An entry is built in a temporary folder and renamed
 // into place whole; a damaged entry is rebuilt.
+//
+// The generator is $KILN_GENERATOR, else kiln_generator beside the running
+// program (PREFIX/bin of an installed kiln), else the build's own. The libraries
+// are compiled without a Halide runtime: they use the program's, which it must
+// export to them (ENABLE_EXPORTS, as the kiln command does).
 #pragma once
 
 #include <ostream>
