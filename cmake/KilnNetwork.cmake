@@ -32,11 +32,31 @@ endif ()
 set(KILN_TARGETS "${kiln_default_targets}" CACHE STRING
     "Halide targets the pipelines are compiled for, best first (a list; host: this machine only)")
 
+# A target string Halide does not know fails here, once per value, rather than in
+# the middle of the build: Halide itself checks each (a small program, built and run).
+if (NOT KILN_TARGETS STREQUAL KILN_TARGETS_CHECKED)
+    try_run(run_result compile_result ${CMAKE_BINARY_DIR}/kiln_check_targets
+            ${CMAKE_CURRENT_LIST_DIR}/check_targets.cpp
+            CMAKE_FLAGS -DCMAKE_CXX_STANDARD=17
+            LINK_LIBRARIES Halide::Halide
+            COMPILE_OUTPUT_VARIABLE compile_output
+            RUN_OUTPUT_VARIABLE bad_target
+            ARGS ${KILN_TARGETS})
+    if (NOT compile_result)
+        message(FATAL_ERROR "cannot build the check of KILN_TARGETS against Halide:\n${compile_output}")
+    elseif (NOT run_result EQUAL 0)
+        string(STRIP "${bad_target}" bad_target)
+        message(FATAL_ERROR "KILN_TARGETS: error: ${bad_target} (KILN_TARGETS is \"${KILN_TARGETS}\", "
+                            "set with -DKILN_TARGETS=... or in CMakeCache.txt)")
+    endif ()
+    set(KILN_TARGETS_CHECKED "${KILN_TARGETS}" CACHE INTERNAL "KILN_TARGETS as last checked against Halide")
+endif ()
+
 # kiln_add_pipeline(LIBRARY <name> GENERATOR <generator> TOML <file> [TARGETS <target>...])
 # One compiled pipeline of a network: a static library with function <name>,
 # compiled for KILN_TARGETS (or TARGETS). If schedules/<file stem>.toml exists,
-# its settings schedule the pipeline; its `autoscheduler` key, if any, replaces
-# the hand-written schedule.
+# the generator reads it: each target's variant takes [schedule] and the section
+# of its target family, an `autoscheduler` there included (the generator runs it).
 function(kiln_add_pipeline)
     cmake_parse_arguments(ARG "" "LIBRARY;GENERATOR;TOML" "TARGETS" ${ARGN})
     if (NOT ARG_TARGETS)
@@ -51,24 +71,16 @@ function(kiln_add_pipeline)
     endif ()
     set(schedule_file ${PROJECT_SOURCE_DIR}/schedules/${stem}.toml)
     set(schedule_param "")
-    set(autoscheduler "")
     set(depends ${toml})
     if (EXISTS ${schedule_file})
         set(schedule_param schedule=${schedule_file})
         list(APPEND depends ${schedule_file})
-        # The one key CMake itself reads (the generator validates the whole file).
-        file(STRINGS ${schedule_file} line REGEX "^[ \t]*autoscheduler[ \t]*=")
-        if (line)
-            string(REGEX REPLACE ".*\"([A-Za-z0-9]+)\".*" "\\1" name "${line}")
-            set(autoscheduler AUTOSCHEDULER Halide::${name})
-        endif ()
     endif ()
     add_halide_library(${ARG_LIBRARY} FROM kiln_generator
                        GENERATOR ${ARG_GENERATOR}
                        FUNCTION_NAME ${ARG_LIBRARY}
                        TARGETS ${ARG_TARGETS}
                        ${use_runtime}
-                       ${autoscheduler}
                        PARAMS network=${toml} ${schedule_param})
     # Halide 14's add_halide_library has no DEPENDS: make the generator step
     # depend on the network and schedule files, so editing one regenerates

@@ -4,15 +4,19 @@
 //   kiln_features: params, images -> every layer's output, laid end to end (inspection, linear probes)
 // with float64 variants (kiln_forward_f64, kiln_train_f64) for precise gradient checks.
 // Generator parameters: `network` names the TOML file; `schedule` optionally names
-// a schedule settings file (schedules/settings.h). With auto_schedule=true (an
-// autoscheduler chosen in that file, passed by CMake) the hand-written schedule
-// is left out and the estimates below guide the autoscheduler.
+// a schedule settings file (schedules/settings.h), of which the pipeline takes
+// [schedule] and the section of its target's family (each variant of a
+// multi-target build its own). Where those settings name an autoscheduler, the
+// generator loads Halide's plugin and runs it on the pipeline instead of the
+// hand-written schedule, guided by the estimates below; so does Halide's own
+// auto_schedule=true (with -p and -s).
 #include "Halide.h"
 #include "model/network.h"
 #include "pipeline.h"
 #include "schedules/cpu.h"
 #include "schedules/settings.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -35,8 +39,53 @@ auto or_exit(Read read, const std::string &path) {
 
 model::Network load_or_exit(const std::string &path) { return or_exit(model::load_network, path); }
 
-schedules::ScheduleSettings settings_or_exit(const std::string &path) {
-    return or_exit(schedules::load_schedule_settings, path);
+// The settings for `target`: the file's [schedule], its family's section on top.
+schedules::ScheduleSettings settings_or_exit(const std::string &path, const Target &target) {
+    const std::string family = schedules::target_family(target.to_string());
+    return or_exit([&](const std::string &p) { return schedules::load_schedule_settings(p, family); }, path);
+}
+
+// Where the autoschedulers' plugins are (generator/CMakeLists.txt: Halide's own).
+struct Plugin {
+    const char *name, *path;
+};
+constexpr Plugin kPlugins[] = {
+    {"Mullapudi2016", KILN_PLUGIN_MULLAPUDI2016},
+    {"Adams2019", KILN_PLUGIN_ADAMS2019},
+    {"Li2018", KILN_PLUGIN_LI2018},
+};
+
+// Schedules `outputs` by Halide's autoscheduler `name` for `target`, its plugin
+// loaded on first use (a plugin registers its autoscheduler once per process).
+void autoschedule(const std::vector<Func> &outputs, const std::string &name, const Target &target,
+                  const MachineParams &machine) {
+    static std::vector<std::string> loaded;
+    if (std::find(loaded.begin(), loaded.end(), name) == loaded.end()) {
+        for (const Plugin &p : kPlugins)
+            if (name == p.name) load_plugin(p.path);
+        loaded.push_back(name);
+    }
+    Pipeline(outputs).auto_schedule(name, target, machine);
+}
+
+// What a generator knows of its build (GeneratorBase keeps it protected).
+struct Build {
+    bool auto_schedule;  // Halide's own autoscheduler runs after generate() (-s and -p)
+    Target target;
+    MachineParams machine;
+};
+
+// Schedules a generator's pipeline: nothing if Halide's own autoscheduler runs
+// after generate(), else the autoscheduler the settings name, else the
+// hand-written schedule (`by_hand`).
+template <typename ByHand>
+void schedule_pipeline(const Build &build, const std::string &file, const std::vector<Func> &outputs, ByHand by_hand) {
+    if (build.auto_schedule) return;
+    const schedules::ScheduleSettings settings = settings_or_exit(file, build.target);
+    if (!settings.autoscheduler.empty())
+        autoschedule(outputs, settings.autoscheduler, build.target, build.machine);
+    else
+        by_hand(settings);
 }
 
 constexpr int kEstimatedBatch = 64;
@@ -57,6 +106,7 @@ class ForwardGenerator : public Generator<ForwardGenerator<T>> {
 public:
     GeneratorParam<std::string> network{"network", ""};
     GeneratorParam<std::string> schedule{"schedule", ""};
+    Build build() const { return {this->get_auto_schedule(), this->get_target(), this->get_machine_params()}; }
     GeneratorInput<Buffer<T, 1>> params{"params"};  // (i)
     GeneratorInput<Buffer<T, 4>> images{"images"};  // (x, y, c, n)
     GeneratorOutput<Buffer<T, 2>> scores{"scores"};  // (o, n)
@@ -70,8 +120,9 @@ public:
         constrain_images(images, net);
         scores.dim(0).set_bounds(0, int(net.input.classes));
         scores.set_estimates({{0, int(net.input.classes)}, {0, kEstimatedBatch}});
-        if (!this->get_auto_schedule())
-            schedules::schedule_inference(g, this->get_target(), settings_or_exit(schedule), images.dim(3).extent());
+        schedule_pipeline(this->build(), this->schedule, {scores}, [&](const schedules::ScheduleSettings &s) {
+            schedules::schedule_inference(g, this->get_target(), s, images.dim(3).extent());
+        });
     }
 };
 
@@ -80,6 +131,7 @@ class TrainGenerator : public Generator<TrainGenerator<T>> {
 public:
     GeneratorParam<std::string> network{"network", ""};
     GeneratorParam<std::string> schedule{"schedule", ""};
+    Build build() const { return {this->get_auto_schedule(), this->get_target(), this->get_machine_params()}; }
     GeneratorInput<Buffer<T, 1>> params{"params"};         // (i)
     GeneratorInput<Buffer<T, 4>> images{"images"};         // (x, y, c, n)
     GeneratorInput<Buffer<int32_t, 1>> labels{"labels"};   // (n)
@@ -106,8 +158,9 @@ public:
         labels.set_estimates({{0, kEstimatedBatch}});
         scores.set_estimates({{0, int(net.input.classes)}, {0, kEstimatedBatch}});
         grad.set_estimates({{0, int(net.param_count)}});
-        if (!this->get_auto_schedule())
-            schedules::schedule_training(g, this->get_target(), settings_or_exit(schedule));
+        schedule_pipeline(this->build(), this->schedule, {loss, scores, grad}, [&](const schedules::ScheduleSettings &s) {
+            schedules::schedule_training(g, this->get_target(), s);
+        });
     }
 };
 
@@ -118,6 +171,7 @@ class FeaturesGenerator : public Generator<FeaturesGenerator> {
 public:
     GeneratorParam<std::string> network{"network", ""};
     GeneratorParam<std::string> schedule{"schedule", ""};
+    Build build() const { return {this->get_auto_schedule(), this->get_target(), this->get_machine_params()}; }
     GeneratorInput<Buffer<float, 1>> params{"params"};      // (i)
     GeneratorInput<Buffer<float, 4>> images{"images"};      // (x, y, c, n)
     GeneratorOutput<Buffer<float, 2>> features{"features"};  // (f, n)
@@ -140,9 +194,10 @@ public:
         constrain_images(images, net);
         features.dim(0).set_bounds(0, int(model::feature_count(net)));
         features.set_estimates({{0, int(model::feature_count(net))}, {0, kEstimatedBatch}});
-        if (this->get_auto_schedule()) return;
-        schedules::schedule_inference(g, this->get_target(), settings_or_exit(schedule));
-        for (size_t i = 0; i < g.layers.size(); i++) all.update(int(i)).parallel(n);
+        schedule_pipeline(this->build(), this->schedule, {features}, [&](const schedules::ScheduleSettings &s) {
+            schedules::schedule_inference(g, this->get_target(), s);
+            for (size_t i = 0; i < g.layers.size(); i++) all.update(int(i)).parallel(n);
+        });
     }
 };
 

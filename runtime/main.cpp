@@ -1,4 +1,5 @@
 // kiln: train, evaluate and inspect the networks compiled into this build.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -247,11 +248,14 @@ int cmd_tune(const std::string &network, const std::vector<std::string> &extra) 
     const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
     const std::string tuner = self.substr(0, self.find_last_of('/') + 1) + "kiln-tune";
     std::string file, out;
+    std::vector<std::string> args_target;
     if (names_a_file(network)) {
         model::load_network(network);  // bad input first
         const std::filesystem::path p(network);
         file = network;
         out = (p.parent_path() / (p.stem().string() + ".schedule.toml")).string();
+        if (std::find(extra.begin(), extra.end(), "--target") == extra.end())
+            args_target = {"--target", "host"};  // a network file is compiled for this machine (network_cache.cpp)
     } else {
         const CompiledModel model = find_model(network);
         file = std::string(KILN_SOURCE_DIR) + "/networks/" + model.entry().file;
@@ -259,6 +263,7 @@ int cmd_tune(const std::string &network, const std::vector<std::string> &extra) 
     }
     std::vector<std::string> args = {tuner, file, "--out", out};
     args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), args_target.begin(), args_target.end());
     std::vector<char *> argv;
     for (std::string &a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -364,6 +369,7 @@ int run(int argc, char **argv, const MpiJob &job) {
     bench_cmd->add_flag("--json", b.json, "Print one JSON object");
 
     std::string tune_network;
+    std::string tune_target;
     int tune_batch = 64, tune_repeats = 15, tune_threads = 0;
     CLI::App *tune_cmd = app.add_subcommand(
         "tune", "Search schedule settings for this machine; writes schedules/NETWORK.toml for the next build");
@@ -371,6 +377,7 @@ int run(int argc, char **argv, const MpiJob &job) {
     tune_cmd->add_option("--batch", tune_batch, "Training batch to tune for")->check(CLI::Range(1, 4096))->capture_default_str();
     tune_cmd->add_option("--repeats", tune_repeats, "Timed repetitions per candidate")->check(CLI::Range(1, 1000))->capture_default_str();
     tune_cmd->add_option("--threads", tune_threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+    tune_cmd->add_option("--target", tune_target, "Halide target to tune for, one of the build's (default: the one running here)");
 
     ExportArgs x;
     add_export_command(app, x);
@@ -434,6 +441,7 @@ int run(int argc, char **argv, const MpiJob &job) {
     if (app.got_subcommand("tune")) {
         std::vector<std::string> extra = {"--batch", std::to_string(tune_batch), "--repeats", std::to_string(tune_repeats)};
         if (tune_threads > 0) extra.insert(extra.end(), {"--threads", std::to_string(tune_threads)});
+        if (!tune_target.empty()) extra.insert(extra.end(), {"--target", tune_target});
         return cmd_tune(tune_network, extra);
     }
     return cmd_eval(e);

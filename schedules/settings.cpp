@@ -1,5 +1,8 @@
 #include "schedules/settings.h"
 
+#include <algorithm>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -24,28 +27,63 @@ int read_int(const std::string &path, const toml::node &node, const std::string 
     return int(*value);
 }
 
-}  // namespace
+// One family's membership test on a target string's '-'-separated words.
+struct FamilyRule {
+    TargetFamily family;
+    const char *arch;
+    const char *bits;
+    std::vector<std::vector<const char *>> needs;  // any one of these sets of features, all of it (AVX implies SSE4.1)
+};
 
-ScheduleSettings load_schedule_settings(const std::string &path) {
-    ScheduleSettings s;
-    if (path.empty()) return s;
-    toml::table file;
-    try {
-        file = toml::parse_file(path);
-    } catch (const toml::parse_error &e) {
-        fail(path, e.source(), std::string(e.description()));
+const std::vector<FamilyRule> &family_rules() {
+    static const std::vector<FamilyRule> rules = {
+        {{"x86-64-avx512", "x86-64 with AVX-512 as Skylake-X and later have it (avx512_skylake)"}, "x86", "64",
+         {{"avx512_skylake"}, {"avx512_cannonlake"}, {"avx512_sapphirerapids"}}},
+        {{"x86-64-avx2", "x86-64 with AVX2 and FMA (Haswell and later)"}, "x86", "64", {{"avx2", "fma"}}},
+        {{"x86-64-sse41", "x86-64 with SSE4.1 (Nehalem and later)"}, "x86", "64", {{"sse41"}, {"avx"}, {"avx2"}}},
+        {{"x86-64", "any other x86-64"}, "x86", "64", {}},
+        {{"x86-32", "32-bit x86"}, "x86", "32", {}},
+        {{"arm-64", "AArch64 (NEON always there)"}, "arm", "64", {}},
+        {{"arm-32", "32-bit ARM"}, "arm", "32", {}},
+        {{"powerpc-64", "64-bit POWER"}, "powerpc", "64", {}},
+        {{"riscv-64", "64-bit RISC-V"}, "riscv", "64", {}},
+        {{"wasm-32", "WebAssembly"}, "wasm", "32", {}},
+    };
+    return rules;
+}
+
+std::string known_families() {
+    std::string names;
+    for (const FamilyRule &r : family_rules()) names += std::string(names.empty() ? "" : ", ") + r.family.name;
+    return names;
+}
+
+// Why a section's key is not a family, for the error message.
+std::string not_a_family(const std::string &key) {
+    const std::string known = "; the known families: " + known_families();
+    // A Halide target string names an OS ("x86-64-linux-avx2"); a family does not.
+    static const std::regex target_string("^[a-z0-9]+-(32|64)-(linux|osx|windows|android|ios|noos|qurt|wasmrt|"
+                                          "fuchsia|host)(-.*)?$|^host(-.*)?$");
+    if (std::regex_match(key, target_string)) {
+        const std::string family = target_family(key);
+        return "section 'schedule." + key + "' names a Halide target, not a target family" +
+               (family.empty() ? known : " (its family is '" + family + "': [schedule." + family + "])");
     }
-    for (const auto &[key, node] : file)
-        if (key.str() != "schedule") fail(path, node.source(), "unknown table '" + std::string(key.str()) + "'");
-    const toml::table *t = file["schedule"].as_table();
-    if (!t) return s;
-    for (const auto &[key, node] : *t) {
+    return "unknown target family '" + key + "' in section 'schedule." + key + "'" + known;
+}
+
+// Sets in `s` the keys `table` has, checking each.
+void apply(const std::string &path, const toml::table &table, ScheduleSettings &s, bool families_allowed) {
+    for (const auto &[key, node] : table) {
         const std::string k(key.str());
-        if (k == "autoscheduler") {
+        if (node.is_table() && families_allowed) {
+            continue;  // a family section, read by the caller
+        } else if (k == "autoscheduler") {
             const auto name = node.value<std::string>();
-            if (!name || (*name != "Mullapudi2016" && *name != "Adams2019" && *name != "Li2018"))
-                fail(path, node.source(), "'autoscheduler' must be \"Mullapudi2016\", \"Adams2019\" or \"Li2018\"");
-            s.autoscheduler = *name;
+            if (!name || (*name != "Mullapudi2016" && *name != "Adams2019" && *name != "Li2018" && *name != "none"))
+                fail(path, node.source(),
+                     "'autoscheduler' must be \"Mullapudi2016\", \"Adams2019\", \"Li2018\" or \"none\"");
+            s.autoscheduler = *name == "none" ? "" : *name;
         } else if (k == "vector_lanes") {
             s.vector_lanes = read_int(path, node, k, 0, 64);
         } else if (k == "conv_channel_block") {
@@ -60,14 +98,82 @@ ScheduleSettings load_schedule_settings(const std::string &path) {
             fail(path, node.source(), "unknown schedule key '" + k + "'");
         }
     }
-    return s;
+}
+
+std::vector<std::string> words(const std::string &text, char sep) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string w; std::getline(in, w, sep);) out.push_back(w);
+    return out;
+}
+
+std::string comment_lines(const std::string &comment) {
+    std::string out;
+    for (const std::string &line : words(comment, '\n')) out += "# " + line + "\n";
+    return out;
+}
+
+}  // namespace
+
+const std::vector<TargetFamily> &target_families() {
+    static const std::vector<TargetFamily> families = [] {
+        std::vector<TargetFamily> f;
+        for (const FamilyRule &r : family_rules()) f.push_back(r.family);
+        return f;
+    }();
+    return families;
+}
+
+std::string target_family(const std::string &halide_target) {
+    const std::vector<std::string> w = words(halide_target, '-');
+    if (w.size() < 2) return "";
+    const std::set<std::string> features(w.begin() + 2, w.end());
+    for (const FamilyRule &r : family_rules()) {
+        if (w[0] != r.arch || w[1] != r.bits) continue;
+        if (r.needs.empty()) return r.family.name;
+        for (const auto &set : r.needs)
+            if (std::all_of(set.begin(), set.end(), [&](const char *f) { return features.count(f) > 0; }))
+                return r.family.name;
+    }
+    return "";
+}
+
+ScheduleFile load_schedule_file(const std::string &path) {
+    ScheduleFile file;
+    if (path.empty()) return file;
+    toml::table root;
+    try {
+        root = toml::parse_file(path);
+    } catch (const toml::parse_error &e) {
+        fail(path, e.source(), std::string(e.description()));
+    }
+    for (const auto &[key, node] : root)
+        if (key.str() != "schedule") fail(path, node.source(), "unknown table '" + std::string(key.str()) + "'");
+    const toml::node *top = root.get("schedule");
+    if (!top) return file;
+    if (!top->is_table()) fail(path, top->source(), "'schedule' must be a table: [schedule]");
+    const toml::table &t = *top->as_table();
+    apply(path, t, file.defaults, true);
+    for (const auto &[key, node] : t) {
+        if (!node.is_table()) continue;
+        const std::string family(key.str());
+        const auto &families = family_rules();
+        if (std::none_of(families.begin(), families.end(), [&](const FamilyRule &r) { return family == r.family.name; }))
+            fail(path, node.source(), not_a_family(family));
+        ScheduleSettings s = file.defaults;
+        apply(path, *node.as_table(), s, false);
+        file.families[family] = s;
+    }
+    return file;
+}
+
+ScheduleSettings load_schedule_settings(const std::string &path, const std::string &family) {
+    return load_schedule_file(path).for_family(family);
 }
 
 std::string to_toml(const ScheduleSettings &s, const std::string &comment) {
     std::ostringstream out;
-    std::istringstream lines(comment);
-    for (std::string line; std::getline(lines, line);) out << "# " << line << "\n";
-    out << "[schedule]\n";
+    out << comment_lines(comment) << "[schedule]\n";
     if (!s.autoscheduler.empty()) out << "autoscheduler = \"" << s.autoscheduler << "\"\n";
     out << "vector_lanes = " << s.vector_lanes << "\n"
         << "conv_channel_block = " << s.conv_channel_block << "\n"
@@ -75,6 +181,32 @@ std::string to_toml(const ScheduleSettings &s, const std::string &comment) {
         << "weight_grad_chunk = " << s.weight_grad_chunk << "\n"
         << "dense_block = " << s.dense_block << "\n";
     return out.str();
+}
+
+std::string with_family_section(const std::string &text, const std::string &family, const ScheduleSettings &s,
+                                const std::string &comment) {
+    std::string section = to_toml(s, comment);
+    section.replace(section.find("[schedule]"), 10, "[schedule." + family + "]");
+
+    std::vector<std::string> lines = words(text, '\n');
+    const std::regex header("^\\s*\\[\\s*schedule\\s*\\.\\s*(\"" + family + "\"|" + family + ")\\s*\\]\\s*(#.*)?$");
+    const std::regex any_header("^\\s*\\[.*");
+    size_t begin = lines.size(), end = lines.size();
+    for (size_t i = 0; i < lines.size(); i++)
+        if (std::regex_match(lines[i], header)) {
+            begin = i;
+            for (end = i + 1; end < lines.size() && !std::regex_match(lines[end], any_header); end++) {
+            }
+            while (begin > 0 && lines[begin - 1].rfind('#', 0) == 0) begin--;
+            break;
+        }
+    std::string out;
+    for (size_t i = 0; i < begin; i++) out += lines[i] + "\n";
+    if (begin == lines.size() && !out.empty() && out != "\n" && out.substr(out.size() - 2) != "\n\n") out += "\n";
+    out += section;
+    if (end < lines.size()) out += "\n";
+    for (size_t i = end; i < lines.size(); i++) out += lines[i] + (i + 1 < lines.size() || text.back() == '\n' ? "\n" : "");
+    return out;
 }
 
 }  // namespace kiln::schedules

@@ -2,6 +2,12 @@
 // the machine it runs on, timing the real pipelines compiled in Halide's JIT, and
 // writes the winner where the build picks it up. `kiln tune NETWORK` runs it.
 //
+// It tunes for one of the build's targets (KILN_TARGETS): by default the one the
+// compiled kiln runs here (the first this CPU supports), or --target. The
+// pipelines are compiled for exactly that target, and the winner goes into the
+// section of its family ([schedule.x86-64-avx2], ...); the file's other sections
+// stay as they were.
+//
 // The search is coordinate descent: one setting at a time, every candidate value
 // compiled and timed with the others fixed, the best kept. The objective is the
 // time per image of a training step at --batch plus that of inference at 256.
@@ -17,6 +23,8 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,8 +70,8 @@ double fastest_seconds(const std::function<void()> &call, int repeats) {
 // Both pipelines of `net` under `settings`, compiled in the JIT and timed.
 class Bench {
 public:
-    Bench(const model::Network &net, int batch, int infer_batch, int repeats)
-        : net_(net), batch_(batch), infer_batch_(infer_batch), repeats_(repeats) {
+    Bench(const model::Network &net, const Halide::Target &target, int batch, int infer_batch, int repeats)
+        : net_(net), target_(target), batch_(batch), infer_batch_(infer_batch), repeats_(repeats) {
         std::mt19937 gen(1);
         std::uniform_real_distribution<float> uniform(-0.05f, 0.05f);
         params_ = Buffer<float>(int(net.param_count));
@@ -78,7 +86,7 @@ public:
     }
 
     Timing time(const ScheduleSettings &settings) {
-        const Halide::Target target = Halide::get_jit_target_from_environment();
+        const Halide::Target &target = target_;
         Timing t;
         t.train_batch = batch_;
         t.infer_batch = infer_batch_;
@@ -115,6 +123,7 @@ public:
 
 private:
     const model::Network &net_;
+    const Halide::Target target_;
     int batch_, infer_batch_, repeats_;
     Buffer<float> params_, train_images_, infer_images_;
     Buffer<int32_t> labels_;
@@ -133,16 +142,110 @@ std::string cpu_name() {
     return "unknown CPU";
 }
 
+// The build's targets, as CMake compiled them in (KILN_TARGETS, best first, comma-separated).
+std::vector<std::string> build_targets() {
+    std::vector<std::string> targets;
+    std::string list = KILN_BUILD_TARGETS;
+    for (size_t start = 0, end; start <= list.size(); start = end + 1) {
+        end = std::min(list.find(',', start), list.size());
+        if (end > start) targets.push_back(list.substr(start, end - start));
+    }
+    return targets;
+}
+
+// The CPU features `t` needs that this machine lacks ("" if it runs here).
+std::string missing_here(const Halide::Target &t) {
+    const Halide::Target host = Halide::get_host_target();
+    if (t.arch != host.arch || t.bits != host.bits || t.os != host.os)
+        return "another architecture or OS than this machine's (" + host.to_string() + ")";
+    std::string missing;
+    for (int f = 0; f < int(Halide::Target::FeatureEnd); f++) {
+        const auto feature = Halide::Target::Feature(f);
+        if (t.has_feature(feature) && !host.has_feature(feature))
+            missing += (missing.empty() ? "" : " ") + Halide::Target::feature_to_name(feature);
+    }
+    return missing.empty() ? "" : "features this CPU lacks: " + missing;
+}
+
+// The target to tune for: `given` (one of the build's that runs here, or "host",
+// which network files compiled on demand use), or the first of the build's that
+// runs here, as kiln's dispatch picks.
+// Throws std::invalid_argument with one line on a bad --target.
+Halide::Target tune_target(const std::string &given) {
+    const std::vector<std::string> targets = build_targets();
+    std::string list;
+    for (const std::string &t : targets) list += (list.empty() ? "" : ", ") + t;
+    if (given == "host") return Halide::get_host_target();  // what network files compile for (kiln build)
+    if (!given.empty()) {
+        if (!Halide::Target::validate_target_string(given))
+            throw std::invalid_argument("kiln-tune: error: --target " + given + ": not a target string Halide knows");
+        const Halide::Target t(given);
+        if (std::none_of(targets.begin(), targets.end(), [&](const std::string &b) { return Halide::Target(b) == t; }))
+            throw std::invalid_argument("kiln-tune: error: --target " + given +
+                                        ": this build does not include it (its targets, KILN_TARGETS: " + list +
+                                        "); settings for it would never be used");
+        if (const std::string why = missing_here(t); !why.empty())
+            throw std::invalid_argument("kiln-tune: error: --target " + given + ": cannot be timed here: " + why);
+        return t;
+    }
+    for (const std::string &b : targets)
+        if (missing_here(Halide::Target(b)).empty()) return Halide::Target(b);
+    throw std::invalid_argument("kiln-tune: error: none of this build's targets (" + list + ") runs on this CPU");
+}
+
+std::string read_file(const std::string &path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// Writes `best` as `family`'s section of `out_file` (the rest kept), and checks
+// that the file read back gives it.
+void write_section(const std::string &out_file, const std::string &family, const ScheduleSettings &best,
+                   const std::string &summary) {
+    const std::string text = with_family_section(read_file(out_file), family, best, summary);
+    const std::string tmp = out_file + ".tmp";
+    {
+        std::ofstream out(tmp);
+        out << text;
+        if (!out.good()) throw std::runtime_error(out_file + ": error: cannot write");
+    }
+    try {
+        if (!(load_schedule_file(tmp).for_family(family) == best))
+            throw std::runtime_error("the section read back differs");
+    } catch (const std::exception &e) {
+        std::remove(tmp.c_str());
+        throw std::runtime_error(out_file + ": error: cannot rewrite its section [schedule." + family +
+                                 "] (is it given as dotted keys?): " + e.what());
+    }
+    std::rename(tmp.c_str(), out_file.c_str());
+}
+
 int run(int argc, char **argv) {
     CLI::App app{"kiln-tune: search schedule settings for this machine and write the best"};
-    std::string network_file, out_file;
+    std::string network_file, out_file, target_name;
     int batch = 64, repeats = 15, threads = 0;
     app.add_option("NETWORK_TOML", network_file, "The network file")->required()->check(CLI::ExistingFile);
     app.add_option("--out", out_file, "Where to write the settings (default: schedules/<stem>.toml beside networks/)");
     app.add_option("--batch", batch, "Training batch to tune for")->check(CLI::Range(1, 4096))->capture_default_str();
     app.add_option("--repeats", repeats, "Timed repetitions per candidate")->check(CLI::Range(1, 1000))->capture_default_str();
     app.add_option("--threads", threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+    app.add_option("--target", target_name,
+                   "Halide target to tune for, one of the build's (default: the one kiln runs on this CPU)");
     CLI11_PARSE(app, argc, argv);
+    Halide::Target target;
+    try {
+        target = tune_target(target_name);
+    } catch (const std::invalid_argument &e) {
+        fmt::print(stderr, "{}\n", e.what());
+        return 2;
+    }
+    const std::string family = target_family(target.to_string());
+    if (family.empty()) {
+        fmt::print(stderr, "kiln-tune: error: target {} belongs to no family of settings sections\n", target.to_string());
+        return 2;
+    }
     if (threads > 0) setenv("HL_NUM_THREADS", std::to_string(threads).c_str(), 1);
 
     const model::Network net = model::load_network(network_file);
@@ -151,11 +254,14 @@ int run(int argc, char **argv) {
         const std::string dir = network_file.substr(0, network_file.find_last_of('/') + 1);
         out_file = dir + "../schedules/" + stem;
     }
-    ScheduleSettings best;
-    if (std::ifstream(out_file).good()) best = load_schedule_settings(out_file);
+    const bool exists = std::ifstream(out_file).good();
+    const ScheduleFile file = exists ? load_schedule_file(out_file) : ScheduleFile{};
+    const bool had_section = file.families.count(family) > 0;
+    ScheduleSettings best = file.for_family(family);
     if (!best.autoscheduler.empty()) {
-        fmt::print(stderr, "{}: error: this network uses the {} autoscheduler; remove that key to tune the "
-                           "hand-written schedule\n", out_file, best.autoscheduler);
+        fmt::print(stderr, "{}: error: targets of family {} use the {} autoscheduler; set autoscheduler = \"none\" "
+                           "in [schedule.{}] to tune the hand-written schedule\n", out_file, family, best.autoscheduler,
+                   family);
         return 1;
     }
 
@@ -180,12 +286,13 @@ int run(int argc, char **argv) {
     const bool halves = used_threads == 2 && batch >= 2;
     const int train_batch = halves ? batch / 2 : batch, infer_batch = halves ? kInferBatch / 2 : kInferBatch;
     if (halves) setenv("HL_NUM_THREADS", "1", 1);
-    Bench bench(net, train_batch, infer_batch, repeats);
-    fmt::print("tuning {} (training batch {}, inference batch {}{}) on {}\n", net.name, batch, kInferBatch,
+    Bench bench(net, target, train_batch, infer_batch, repeats);
+    fmt::print("tuning {} (training batch {}, inference batch {}{}) on {}\nfor target {}: section [schedule.{}] of {}\n",
+               net.name, batch, kInferBatch,
                halves ? fmt::format("; timed as one of the two cores runs them: halves of {} and {}, one thread",
                                     train_batch, infer_batch)
                       : std::string(),
-               cpu_name());
+               cpu_name(), target.to_string(), family, out_file);
     const ScheduleSettings start = best;
     const Timing before = bench.time(best);
     Timing best_time = before;
@@ -230,30 +337,30 @@ int run(int argc, char **argv) {
         }
     }
     const Timing &before_final = before_again, &best_final = best_again;
+    const std::string tuned = fmt::format(
+        "Tuned by `kiln tune {}` on {} for {} (training batch {}, inference batch {}{}).\n", net.name, cpu_name(),
+        target.to_string(), batch, kInferBatch,
+        halves ? fmt::format(", timed on one core for halves of {} and {}", train_batch, infer_batch) : std::string());
     if (best == start) {
-        fmt::print("no faster settings found: {} left as it was (training step {:.3f} ms, inference {:.3f} ms)\n",
-                   out_file, before_final.train_s * 1e3, before_final.infer_s * 1e3);
+        fmt::print("no faster settings found (training step {:.3f} ms, inference {:.3f} ms): ",
+                   before_final.train_s * 1e3, before_final.infer_s * 1e3);
+        if (had_section) {
+            fmt::print("[schedule.{}] of {} left as it was\n", family, out_file);
+        } else {  // the starting settings are this family's: written down, [schedule] no longer decides them
+            write_section(out_file, family, best,
+                          tuned + fmt::format("No faster settings than these: training step {:.3f} ms, inference "
+                                              "{:.3f} ms.", before_final.train_s * 1e3, before_final.infer_s * 1e3));
+            fmt::print("wrote them as [schedule.{}] of {}\n", family, out_file);
+        }
         return 0;
     }
 
-    const std::string summary = fmt::format(
-        "Tuned by `kiln tune {}` on {} (training batch {}, inference batch {}{}).\n"
-        "Before: training step {:.3f} ms, inference {:.3f} ms; after: {:.3f} ms, {:.3f} ms.",
-        net.name, cpu_name(), batch, kInferBatch,
-        halves ? fmt::format(", timed on one core for halves of {} and {}", train_batch, infer_batch) : std::string(),
-        before_final.train_s * 1e3, before_final.infer_s * 1e3, best_final.train_s * 1e3,
-        best_final.infer_s * 1e3);
-    const std::string tmp = out_file + ".tmp";
-    {
-        std::ofstream out(tmp);
-        out << to_toml(best, summary);
-        if (!out.good()) {
-            fmt::print(stderr, "{}: error: cannot write\n", out_file);
-            return 1;
-        }
-    }
-    std::rename(tmp.c_str(), out_file.c_str());
-    fmt::print("{}\nwrote {}: rebuild (scripts/build.sh) to use it\n", summary, out_file);
+    const std::string summary =
+        tuned + fmt::format("Before: training step {:.3f} ms, inference {:.3f} ms; after: {:.3f} ms, {:.3f} ms.",
+                            before_final.train_s * 1e3, before_final.infer_s * 1e3, best_final.train_s * 1e3,
+                            best_final.infer_s * 1e3);
+    write_section(out_file, family, best, summary);
+    fmt::print("{}\nwrote [schedule.{}] of {}: rebuild (scripts/build.sh) to use it\n", summary, family, out_file);
     fmt::print("training images/s {:.0f} -> {:.0f}; inference images/s {:.0f} -> {:.0f}{}\n",
                train_batch / before_final.train_s, train_batch / best_final.train_s,
                infer_batch / before_final.infer_s, infer_batch / best_final.infer_s, halves ? " (one core)" : "");
