@@ -23,6 +23,7 @@
 #include "distributed.h"
 #include "export_predict_cli.h"
 #include "idx.h"
+#include "network_json.h"
 #include "network_cache.h"
 #include "process.h"
 #include "study.h"
@@ -72,9 +73,12 @@ int cmd_list() {
     return 0;
 }
 
-int cmd_check(const std::string &file) {
+int cmd_check(const std::string &file, bool json) {
     const model::Network net = model::load_network(file);
-    fmt::print("{}: ok: network '{}'\n{}", file, net.name, model::layer_table(net));
+    if (json)
+        fmt::print("{}", network_json(net));
+    else
+        fmt::print("{}: ok: network '{}'\n{}", file, net.name, model::layer_table(net));
     return 0;
 }
 
@@ -323,6 +327,8 @@ int run(int argc, char **argv, const MpiJob &job) {
     std::string check_file;
     CLI::App *check = app.add_subcommand("check", "Validate a network file and print its layer table");
     check->add_option("FILE", check_file, "A network TOML file")->required();
+    bool check_json = false;
+    check->add_flag("--json", check_json, "Print the validated network as one JSON object (runtime/network_json.h)");
 
     std::string build_file, build_schedule;
     CLI::App *build = app.add_subcommand("build", "Compile a network file into the cache (other commands do it on first use)");
@@ -427,7 +433,7 @@ int run(int argc, char **argv, const MpiJob &job) {
                         "other commands without it",
                         2);
     if (app.got_subcommand("list")) return cmd_list();
-    if (app.got_subcommand("check")) return cmd_check(check_file);
+    if (app.got_subcommand("check")) return cmd_check(check_file, check_json);
     if (app.got_subcommand("build")) return cmd_build(build_file, build_schedule);
     if (app.got_subcommand("train")) return cmd_train(t, job);
     if (app.got_subcommand("bench")) return cmd_bench(b);

@@ -1,29 +1,34 @@
 #!/usr/bin/python3
 """Cross-check a Kiln checkpoint with PyTorch.
 
-Builds the torch.nn.Sequential equivalent of a Kiln network TOML file (module
-names are the Kiln layer names, so state_dict keys match the checkpoint's tensor
-names exactly), loads the checkpoint's parameters with strict=True, and
-evaluates on the MNIST test set: accuracy and mean softmax cross-entropy, which
-should agree with `kiln eval NETWORK --checkpoint FILE` to within float rounding.
+Reads the network file through Kiln itself (`kiln check NETWORK.toml --json`:
+the validated layers, their inputs, shapes and parameter tensors), builds the
+equivalent torch module, a graph whose forward walks the layers in file order,
+each reading its named inputs (add: their sum, then the activation; concat:
+torch.cat along channels), with modules named as the Kiln layers so that
+state_dict keys are the checkpoint's tensor names exactly; loads the checkpoint
+with load_state_dict(strict=True), and evaluates on the MNIST test set:
+accuracy and mean softmax cross-entropy, which should agree with
+`kiln eval NETWORK --checkpoint FILE` to within float rounding.
 
 Usage:
     /usr/bin/python3 scripts/torch_check.py NETWORK.toml CHECKPOINT.safetensors \
-        [--data DIR] [--json]
+        [--data DIR] [--limit-test N] [--kiln PATH] [--json]
 
 Needs Debian's python3-torch (apt-get install python3-torch libopenblas0-pthread).
 The `safetensors` package is used if importable, else a small built-in reader.
---data defaults to $KILN_DATA, else data/mnist in this repository. Runs on one
+--data defaults to $KILN_DATA, else data/mnist in this repository; --kiln to
+build/kiln in this repository (`kiln check` needs no compiled network). Runs on one
 CPU thread unless OMP_NUM_THREADS / OPENBLAS_NUM_THREADS say otherwise.
 
-Any error (missing file, a checkpoint for another network, tensor names or
-shapes that do not match) is one line on stderr and exit status 1.
+Any error (missing file, an invalid network file, a checkpoint for another
+network or architecture, tensor names or shapes that do not match) is one line
+on stderr and exit status 1.
 """
 
 import argparse
 import json
 import os
-import re
 import struct
 import sys
 
@@ -44,244 +49,139 @@ def one_line(text):
     return " ".join(str(text).split())
 
 
-# --- The network TOML ------------------------------------------------------------
+# --- The network, as Kiln reads it ---------------------------------------------------
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "none")
-LAYER_KEYS = {
-    "conv": {"type", "name", "filters", "kernel", "stride", "padding", "activation"},
-    "maxpool": {"type", "name", "size", "stride"},
-    "avgpool": {"type", "name", "size", "stride"},
-    "dense": {"type", "name", "units", "activation"},
-    "dropout": {"type", "name", "rate"},
-    "globalavgpool": {"type", "name"},
-    "batchnorm": {"type", "name", "momentum", "epsilon", "activation"},
-}
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-NETWORK_NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+def default_kiln():
+    """build/kiln in this repository (where the build puts it)."""
+    return os.path.join(REPO, "build", "kiln")
 
 
-def _int(table, key, where, lo, default=None):
-    if key not in table:
-        if default is None:
-            raise CheckError(f"{where}: missing required key '{key}'")
-        return default
-    v = table[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise CheckError(f"{where}: '{key}' must be an integer >= {lo}, got {v!r}")
-    return v
+def load_network(path, kiln=None):
+    """The validated network from `kiln check PATH --json` (runtime/network_json.h): name,
+    hash, input, layers in file order with their inputs, shapes, spec and parameters."""
+    import subprocess
 
-
-def _num(table, key, where, default):
-    v = table.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise CheckError(f"{where}: '{key}' must be a number, got {v!r}")
-    return float(v)
-
-
-def _activation(table, where):
-    a = table.get("activation", "none")
-    if a not in ACTIVATIONS:
-        raise CheckError(f"{where}: 'activation' must be one of {', '.join(ACTIVATIONS)}; got {a!r}")
-    return a
-
-
-def load_network(path):
-    """The resolved network: name, input, and layers with defaults and names filled in."""
-    import tomllib
-
+    kiln = kiln or default_kiln()
+    if not os.access(kiln, os.X_OK):
+        raise CheckError(f"{kiln}: not an executable kiln (build it: cmake --build build; or pass --kiln PATH)")
     try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
+        p = subprocess.run([kiln, "check", path, "--json"], capture_output=True, text=True)
     except OSError as e:
-        raise CheckError(f"{path}: cannot read network file: {e.strerror}")
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise CheckError(f"{path}: invalid TOML: {e}")
-
-    header = doc.get("network", {})
-    name = header.get("name")
-    if name is None:  # Kiln's default: the file name without its extension
-        base = os.path.basename(path)
-        dot = base.rfind(".")
-        name = base if dot <= 0 else base[:dot]
-    if not isinstance(name, str) or not NETWORK_NAME.match(name):
-        raise CheckError(f"{path}: invalid network name {name!r}")
-
-    inp = doc.get("input")
-    if not isinstance(inp, dict):
-        raise CheckError(f"{path}: missing [input] table")
-    w = "[input]"
-    net_in = {
-        "width": _int(inp, "width", w, 1),
-        "height": _int(inp, "height", w, 1),
-        "channels": _int(inp, "channels", w, 1),
-        "classes": _int(inp, "classes", w, 2),
-        "mean": _num(inp, "mean", w, 0.0),
-        "std": _num(inp, "std", w, 1.0),
-    }
-    if net_in["std"] <= 0:
-        raise CheckError(f"{path}: [input]: 'std' must be positive")
-
-    tables = doc.get("layer")
-    if not isinstance(tables, list) or not tables:
-        raise CheckError(f"{path}: the network has no [[layer]] tables")
-
-    counts, used, layers = {}, {}, []
-    c, h, wd = net_in["channels"], net_in["height"], net_in["width"]
-    for index, t in enumerate(tables, 1):
-        where = f"{path}: layer {index}"
-        if not isinstance(t, dict):
-            raise CheckError(f"{where}: not a table")
-        kind = t.get("type")
-        if kind not in LAYER_KEYS:
-            raise CheckError(f"{where}: unknown layer type {kind!r} (expected conv, maxpool, avgpool, dense, dropout, globalavgpool, batchnorm)")
-        unknown = sorted(set(t) - LAYER_KEYS[kind])
-        if unknown:
-            raise CheckError(f"{where}: unknown key '{unknown[0]}' for a {kind} layer")
-        # Kiln counts every layer of a kind, named or not: conv, conv(name=x), conv -> conv1, x, conv3.
-        counts[kind] = counts.get(kind, 0) + 1
-        lname = t.get("name", f"{kind}{counts[kind]}")
-        if not isinstance(lname, str) or not IDENTIFIER.match(lname):
-            raise CheckError(f"{where}: 'name' must be an identifier, got {lname!r}")
-        if lname in used:
-            raise CheckError(f"{where}: name '{lname}' is already used by layer {used[lname]}")
-        used[lname] = index
-        where = f"{path}: layer '{lname}'"
-
-        layer = {"kind": kind, "name": lname, "in": (c, h, wd)}
-        if kind == "conv":
-            k = _int(t, "kernel", where, 1)
-            s = _int(t, "stride", where, 1, 1)
-            if t.get("padding") == "same":  # odd kernel, stride 1 (Kiln checks)
-                p = (k - 1) // 2
-            else:
-                p = _int(t, "padding", where, 0, 0)
-            if p >= k:
-                raise CheckError(f"{where}: 'padding' must be less than 'kernel' ({k}), got {p}")
-            layer.update(filters=_int(t, "filters", where, 1), kernel=k, stride=s, padding=p,
-                         activation=_activation(t, where))
-            window, pad = k, p
-        elif kind in ("maxpool", "avgpool"):
-            size = _int(t, "size", where, 1)
-            s = _int(t, "stride", where, 1, size)
-            layer.update(size=size, stride=s)
-            window, pad = size, 0
-        elif kind == "dropout":
-            rate = t.get("rate")
-            if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
-                raise CheckError(f"{where}: 'rate' must be a number in [0, 1)")
-            layer.update(rate=float(rate))
-            window, pad, s = 1, 0, 1
-        elif kind == "globalavgpool":
-            window, pad, s = None, 0, 1
-        elif kind == "batchnorm":
-            momentum, epsilon = _num(t, "momentum", where, 0.1), _num(t, "epsilon", where, 1e-5)
-            if not 0 <= momentum <= 1 or not epsilon > 0:
-                raise CheckError(f"{where}: 'momentum' must be in [0, 1] and 'epsilon' positive")
-            layer.update(momentum=momentum, epsilon=epsilon, activation=_activation(t, where))
-            window, pad, s = 1, 0, 1
-        else:
-            layer.update(units=_int(t, "units", where, 1), activation=_activation(t, where))
-
-        if kind == "dense":
-            c, h, wd = layer["units"], 1, 1
-        elif kind == "globalavgpool":
-            h, wd = 1, 1
-        else:
-            hp, wp = h + 2 * pad, wd + 2 * pad
-            if window > hp or window > wp:
-                raise CheckError(f"{where}: window {window} is larger than the input {hp}x{wp}")
-            h, wd = (hp - window) // s + 1, (wp - window) // s + 1
-            if kind == "conv":
-                c = layer["filters"]
-        layer["out"] = (c, h, wd)
-        layers.append(layer)
-
-    last = layers[-1]
-    if last["kind"] != "dense" or last["units"] != net_in["classes"]:
-        raise CheckError(f"{path}: the last layer must be dense with units = [input] classes "
-                         f"({net_in['classes']})")
-    return {"name": name, "input": net_in, "layers": layers, "source": path}
-
-
-def _fmt_number(x):
-    """fmt's "{}" for a double (shortest round trip, no ".0" on integral values)."""
-    text = repr(float(x))
-    return text[:-2] if text.endswith(".0") else text
-
-
-def network_hash(net):
-    """Kiln's Network::hash(): FNV-1a 64 of Network::canonical() (model/describe.cpp)."""
-    i = net["input"]
-    out = "kiln-network 1\n"
-    out += (f"input channels={i['channels']} height={i['height']} width={i['width']} "
-            f"classes={i['classes']} mean={_fmt_number(i['mean'])} std={_fmt_number(i['std'])}\n")
-    for l in net["layers"]:
-        if l["kind"] == "conv":
-            spec = (f"filters={l['filters']} kernel={l['kernel']} stride={l['stride']} "
-                    f"padding={l['padding']} activation={l['activation']}")
-        elif l["kind"] == "dense":
-            spec = f"units={l['units']} activation={l['activation']}"
-        elif l["kind"] == "dropout":
-            spec = f"rate={_fmt_number(l['rate'])}"
-        elif l["kind"] == "globalavgpool":
-            spec = ""
-        elif l["kind"] == "batchnorm":
-            spec = (f"momentum={_fmt_number(l['momentum'])} epsilon={_fmt_number(l['epsilon'])} "
-                    f"activation={l['activation']}")
-        else:
-            spec = f"size={l['size']} stride={l['stride']}"
-        out += f"layer {l['name']} {l['kind']} {spec}\n"
-    h = 14695981039346656037
-    for b in out.encode():
-        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
+        raise CheckError(f"{kiln}: cannot run: {e.strerror}")
+    if p.returncode != 0:  # Kiln's own one-line message: FILE:LINE:COL: error: ...
+        raise CheckError(p.stderr.strip() or f"{kiln} check {path} --json exited with {p.returncode}")
+    try:
+        net = json.loads(p.stdout)
+    except ValueError as e:
+        raise CheckError(f"{kiln} check {path} --json printed no JSON object: {e}")
+    net["source"] = path
+    return net
 
 
 # --- The torch model -----------------------------------------------------------------
 
-def build_model(net):
+def _module(l, flat):
+    """The torch module of one layer with parameters or a window (None for add and concat)."""
     import torch.nn as nn
 
-    acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
-    modules = []  # (name, module); helper modules get names with '-', which no Kiln name has
-    flat = False  # whether the running tensor is [N, features] rather than [N, C, H, W]
-    for l in net["layers"]:
-        name, (c, h, w) = l["name"], l["in"]
-        if l["kind"] == "batchnorm" and flat:  # after a dense layer: per unit of [N, units]
-            modules.append((name, nn.BatchNorm1d(c, eps=l["epsilon"], momentum=l["momentum"])))
-        elif l["kind"] == "dense":
-            if not flat:
-                modules.append((f"{name}-flatten", nn.Flatten()))
-            modules.append((name, nn.Linear(c * h * w, l["units"])))
-            flat = True
-        else:
-            if flat:  # after a dense layer the activation is (units, 1, 1)
-                modules.append((f"{name}-unflatten", nn.Unflatten(1, (c, h, w))))
-                flat = False
-            if l["kind"] == "conv":
-                modules.append((name, nn.Conv2d(c, l["filters"], l["kernel"], stride=l["stride"],
-                                                padding=l["padding"])))
-            elif l["kind"] == "maxpool":
-                modules.append((name, nn.MaxPool2d(l["size"], stride=l["stride"])))
-            elif l["kind"] == "dropout":
-                modules.append((name, nn.Dropout(l["rate"])))
-            elif l["kind"] == "globalavgpool":
-                modules.append((name, nn.AdaptiveAvgPool2d(1)))
-            elif l["kind"] == "batchnorm":
-                modules.append((name, nn.BatchNorm2d(c, eps=l["epsilon"], momentum=l["momentum"])))
-            else:
-                modules.append((name, nn.AvgPool2d(l["size"], stride=l["stride"])))
-        if l.get("activation", "none") != "none":
-            modules.append((f"{name}-{l['activation']}", acts[l["activation"]]()))
+    kind, spec, (c, h, w) = l["type"], l["spec"], _chw(l["in"][0])
+    if kind == "conv":
+        return nn.Conv2d(c, spec["filters"], spec["kernel"], stride=spec["stride"], padding=spec["padding"])
+    if kind == "dense":
+        return nn.Linear(c * h * w, spec["units"])
+    if kind == "batchnorm":  # after a dense layer: per unit of [N, units]
+        bn = nn.BatchNorm1d if flat else nn.BatchNorm2d
+        return bn(c, eps=spec["epsilon"], momentum=spec["momentum"])
+    if kind == "maxpool":
+        return nn.MaxPool2d(spec["size"], stride=spec["stride"])
+    if kind == "avgpool":
+        return nn.AvgPool2d(spec["size"], stride=spec["stride"])
+    if kind == "globalavgpool":
+        return nn.AdaptiveAvgPool2d(1)
+    if kind == "dropout":
+        return nn.Dropout(spec["rate"])
+    if kind in ("add", "concat"):
+        return None
+    raise CheckError(f"layer '{l['name']}': kind '{kind}' has no PyTorch equivalent in torch_check.py")
 
-    model = nn.Sequential()
-    for name, m in modules:
-        try:
-            model.add_module(name, m)
-        except KeyError:
-            # A Kiln name that is also an nn.Module attribute ("forward", "train", ...):
-            # add_module refuses it, but state_dict() and Sequential.forward only walk _modules.
-            model._modules[name] = m
+
+def _chw(shape):
+    return shape["channels"], shape["height"], shape["width"]
+
+
+def _graph_module_class():
+    import torch
+    import torch.nn as nn
+
+    acts = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+
+    class KilnGraph(nn.Module):
+        """A Kiln network as a torch module: forward walks the layers in file order, each
+        reading its named inputs' outputs. Modules are registered under the layer names,
+        so that state_dict() keys are the checkpoint's (`<layer>.weight`, ...).
+
+        An output is [N, C, H, W], or [N, units] from a dense layer (and from a
+        batchnorm or dropout or join of such outputs): flattened before a dense layer,
+        unflattened to (units, 1, 1) where a kind needs an image."""
+
+        def __init__(self, net):
+            super().__init__()
+            index = {l["name"]: i for i, l in enumerate(net["layers"])}
+            steps, modules, flat = [], [], []  # flat[i]: layer i's output is [N, units]
+            for l in net["layers"]:
+                ins = [-1 if n == "input" else index[n] for n in l["inputs"]]
+                in_flat = [i >= 0 and flat[i] for i in ins]
+                keeps_form = l["type"] in ("batchnorm", "dropout", "add", "concat")
+                flat.append(l["type"] == "dense" or (keeps_form and all(in_flat)))
+                m = _module(l, flat[-1])
+                if m is not None:
+                    modules.append((l["name"], m))
+                steps.append((l["name"], l["type"], ins, l["activation"], flat[-1]))
+            self._kiln_steps = steps  # before the modules: a layer may be named so
+            for name, m in modules:
+                # A Kiln name may be an nn.Module attribute ("forward", "train", ...):
+                # add_module refuses it, but state_dict() walks _modules only.
+                self._modules[name] = m
+
+        def train(self, mode=True):
+            # nn.Module.train assigns self.training, which it refuses when a child
+            # module has that name (a Kiln layer may be called "training").
+            object.__setattr__(self, "training", mode)
+            for m in self.children():
+                m.train(mode)
+            return self
+
+        def forward(self, x):
+            outs = []  # by layer index; x for -1
+            for name, kind, ins, activation, out_flat in self._kiln_steps:
+                xs = [x if i < 0 else outs[i] for i in ins]
+                if kind == "dense":
+                    y = self._modules[name](xs[0].flatten(1))
+                else:
+                    if not out_flat:  # an image is needed: a dense output is (units, 1, 1)
+                        xs = [t.view(t.shape[0], t.shape[1], 1, 1) if t.dim() == 2 else t for t in xs]
+                    if kind == "add":
+                        y = sum(xs[1:], xs[0])
+                    elif kind == "concat":
+                        y = torch.cat(xs, dim=1)
+                    else:
+                        y = self._modules[name](xs[0])
+                if activation != "none":
+                    y = acts[activation](y)
+                outs.append(y)
+            return outs[-1].flatten(1)  # [N, classes]
+
+    return KilnGraph
+
+
+def build_model(net):
+    """The network as a torch module in evaluation mode, checked against Kiln's
+    parameter list: the same tensor names and shapes, in the same order."""
+    model = _graph_module_class()(net)
+    have = [(k, list(v.shape)) for k, v in model.state_dict().items() if not k.endswith(".num_batches_tracked")]
+    want = [(p["name"], p["shape"]) for l in net["layers"] for p in l["params"]]
+    if have != want:
+        raise CheckError(f"network '{net['name']}': the torch module's tensors {have} are not Kiln's {want}")
     return model.eval()
 
 
@@ -353,7 +253,8 @@ def read_safetensors(path):
 
 
 def load_checkpoint(model, net, path):
-    """Loads the parameters into `model`; returns (metadata, hash_ok)."""
+    """Loads the parameters into `model` strictly by name; returns the checkpoint's metadata.
+    A checkpoint whose recorded hash is not the network's is refused, as `kiln eval` does."""
     metadata, tensors = read_safetensors(path)
     if metadata.get("format", "kiln") != "kiln":
         raise CheckError(f"{path}: not a kiln checkpoint (format {metadata.get('format')!r})")
@@ -362,7 +263,9 @@ def load_checkpoint(model, net, path):
     if metadata["network"] != net["name"]:
         raise CheckError(f"{path}: checkpoint is for network '{metadata['network']}', "
                          f"not '{net['name']}' ({net['source']})")
-    hash_ok = metadata.get("hash") == network_hash(net)
+    if metadata.get("hash") != net["hash"]:
+        raise CheckError(f"{path}: checkpoint is for network '{metadata['network']}' (hash "
+                         f"{metadata.get('hash')}), not '{net['name']}' (hash {net['hash']}) of {net['source']}")
 
     params = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
     expected = model.state_dict()
@@ -392,7 +295,7 @@ def load_checkpoint(model, net, path):
         model.load_state_dict(params, strict=True)
     except RuntimeError as e:
         raise CheckError(f"{path}: load_state_dict: {one_line(e)}")
-    return metadata, hash_ok
+    return metadata
 
 
 # --- MNIST ------------------------------------------------------------------------------------
@@ -460,7 +363,7 @@ def evaluate(model, net, images, labels):
 class ArgParser(argparse.ArgumentParser):
     def error(self, message):  # a usage mistake is one line and exit 1 too
         raise CheckError(f"{message} (usage: torch_check.py NETWORK.toml "
-                         f"CHECKPOINT.safetensors [--data DIR] [--json])")
+                         f"CHECKPOINT.safetensors [--data DIR] [--limit-test N] [--kiln PATH] [--json])")
 
 
 def main(argv):
@@ -472,10 +375,16 @@ def main(argv):
                     default=os.environ.get("KILN_DATA") or os.path.join(REPO, "data", "mnist"),
                     help="folder with t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte "
                          "(default: $KILN_DATA, else data/mnist in the repository)")
+    ap.add_argument("--limit-test", metavar="N", type=int,
+                    help="use only the first N test images (as kiln eval --limit-test)")
+    ap.add_argument("--kiln", metavar="PATH", default=default_kiln(),
+                    help="the kiln binary that reads the network file (default: build/kiln in the repository)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
 
-    net = load_network(args.network)
+    if args.limit_test is not None and args.limit_test < 1:
+        raise CheckError(f"--limit-test must be positive, got {args.limit_test}")
+    net = load_network(args.network, args.kiln)
     if not os.path.isfile(args.checkpoint):
         raise CheckError(f"{args.checkpoint}: no such checkpoint file")
     try:
@@ -485,12 +394,10 @@ def main(argv):
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 1))
 
     model = build_model(net)
-    metadata, hash_ok = load_checkpoint(model, net, args.checkpoint)
-    if not hash_ok:
-        print(f"{PROG}: warning: {args.checkpoint}: hash {metadata.get('hash')} differs from "
-              f"{network_hash(net)} computed for {args.network} (architecture changed, or Kiln's "
-              f"canonical form did)", file=sys.stderr)
+    metadata = load_checkpoint(model, net, args.checkpoint)
     images, labels = load_mnist_test(args.data, net)
+    if args.limit_test is not None:
+        images, labels = images[:args.limit_test], labels[:args.limit_test]
     r = evaluate(model, net, images, labels)
 
     epoch = str(metadata.get("epoch", ""))
@@ -498,7 +405,7 @@ def main(argv):
         print(json.dumps({"network": net["name"], "checkpoint": args.checkpoint,
                           "epoch": int(epoch) if epoch.isdigit() else None, "images": r["images"],
                           "correct": r["correct"], "accuracy": r["accuracy"], "loss": r["loss"],
-                          "hash_ok": hash_ok, "torch": torch.__version__}))
+                          "hash": net["hash"], "torch": torch.__version__}))
     else:
         print(f"{net['name']} after epoch {metadata.get('epoch', '?')} (PyTorch {torch.__version__}): "
               f"test accuracy {100 * r['accuracy']:.2f}% ({r['correct']} of {r['images']}), "
