@@ -56,4 +56,5 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/cmake/KilnConfigVersion.c
                                  COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/cmake/KilnConfig.cmake ${PROJECT_BINARY_DIR}/cmake/KilnConfigVersion.cmake
               ${CMAKE_CURRENT_LIST_DIR}/KilnNetwork.cmake ${CMAKE_CURRENT_LIST_DIR}/embed_file.cmake
+              ${CMAKE_CURRENT_LIST_DIR}/check_targets.cpp
         DESTINATION ${kiln_cmake_dir})
