@@ -101,10 +101,25 @@ CompiledModel compiled_for_file(const std::string &file) {
     return find_model(file);
 }
 
+// A network the plan names: the one compiled into kiln, else the file NAME.toml
+// in the plan's folder or below it, compiled on demand (networks/study/depth/:
+// networks too slow to compile for every target of every build).
 CompiledModel compiled_by_name(const std::string &name, const std::string &plan_path) {
     for (const CompiledModel &m : compiled_models())
         if (m.net().name == name) return m;
-    throw StudyError(plan_path + ": error: network '" + name + "' is not compiled into kiln; rebuild (bash scripts/build.sh)");
+    const fs::path dir = fs::path(plan_path).parent_path();
+    std::vector<fs::path> files;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(dir.empty() ? "." : dir, ec); !ec && it != fs::end(it);
+         it.increment(ec))
+        if (it->path().filename() == name + ".toml") files.push_back(it->path());
+    if (files.size() > 1)
+        throw StudyError(plan_path + ": error: network '" + name + "' is two files: " + files[0].string() + " and " +
+                         files[1].string());
+    if (files.empty())
+        throw StudyError(plan_path + ": error: network '" + name + "' is neither compiled into kiln nor a file " + name +
+                         ".toml under " + (dir.empty() ? "." : dir.string()));
+    return compiled_for_file(files[0].string());
 }
 
 json recipe_json(const model::TrainSettings &s) {

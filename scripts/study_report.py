@@ -58,7 +58,7 @@ PROBES_COLUMNS = {"network": str, "seed": int, "layer_index": int, "layer": str,
                   "shape": str, "features": int, "pooled": int,
                   "probe_train_accuracy": float, "probe_test_accuracy": float}
 FRACTIONS = ("test_accuracy", "train_accuracy", "probe_train_accuracy", "probe_test_accuracy")
-X_NAMES = {"hidden_conv": ("hidden conv blocks", "conv"),
+X_NAMES = {"hidden_conv": ("conv layers", "conv"),
            "hidden_dense": ("hidden dense layers", "dense"),
            "params": ("parameters", "params")}
 PROBE_THRESHOLD = 0.98
@@ -239,6 +239,10 @@ def acc_text(s):
     return f"{pct(s['acc'])} %" if s["std"] is None else f"{acc_cell(s)} %"
 
 
+def cap(text):
+    return text[:1].upper() + text[1:]
+
+
 def count(n):
     return f"{n:,}"
 
@@ -263,7 +267,7 @@ def x_value(s, x):
 
 def x_label(s, x):
     if x == "hidden_conv":
-        return f"{s[x]} conv block{'s' if s[x] != 1 else ''}"
+        return f"{s[x]} conv layer{'s' if s[x] != 1 else ''}"
     if x == "hidden_dense":
         return f"{s[x]} hidden dense layer{'s' if s[x] != 1 else ''}"
     if x == "params":
@@ -673,6 +677,41 @@ def axis_series(study, stats, x):
     return out
 
 
+def section_side_by_side(study, stats):
+    """Axes that vary the same count (plain and residual depth): a table by that count, a column per axis,
+    and at each count both axes reach, the difference and whether it exceeds the seeds' spread."""
+    lines = []
+    for x in ("hidden_conv", "hidden_dense"):
+        groups = axis_series(study, stats, x)
+        if len(groups) < 2:
+            continue
+        by_axis = [(axis, {s[x]: s for s in series}) for axis, series in groups]
+        values = sorted({v for _, m in by_axis for v in m})
+        names = [axis.get("name", "?") for axis, _ in by_axis]
+        lines += [f"## Side by side: {', '.join(names)}", ""]
+        rows = [[str(v)] + [acc_cell(m[v]) if v in m else "" for _, m in by_axis] for v in values]
+        lines += table([X_NAMES[x][0]] + [f"{n}: test accuracy (%)" for n in names], rows) + [""]
+        (first_axis, first), others = by_axis[0], by_axis[1:]
+        text = []
+        for axis, m in others:
+            common = [v for v in values if v in first and v in m]
+            diffs = [f"{v}: {pts(m[v]['acc'] - first[v]['acc'])} points ({spread_verdict(first[v], m[v])})"
+                     for v in common]
+            if diffs:
+                text.append(f"{cap(axis.get('name', '?'))} against {first_axis.get('name', '?')}, by {X_NAMES[x][0]}: "
+                            + "; ".join(diffs) + ".")
+        for axis, m in by_axis:
+            best = max(m.values(), key=lambda s: s["acc"])
+            deepest = m[max(m)]
+            if deepest is not best:
+                text.append(f"{cap(axis.get('name', '?'))}: the deepest ({deepest['name']}) is {pts(deepest['acc'] - best['acc'])} "
+                            f"points from the best ({best['name']}, {spread_verdict(best, deepest)}).")
+            else:
+                text.append(f"{cap(axis.get('name', '?'))}: the deepest ({deepest['name']}) is the best.")
+        lines += ["**What the numbers say.** " + " ".join(text), ""]
+    return lines
+
+
 def section_overall(study, stats, order, plots):
     ranked = sorted((stats[n] for n in order), key=lambda s: (-s["acc"], s["name"]))
     rows = [[str(i), s["name"], acc_cell(s), pct(s["err"]), f"{s['loss']:.4f}", count(s["params"]), f"{s['mflops']:.2f}",
@@ -850,6 +889,7 @@ def build_report(out_dir):
     plots = Plots(out_dir)
     lines = section_header(study, stats, order)
     lines += section_axes(study, stats, plots)
+    lines += section_side_by_side(study, stats)
     lines += section_overall(study, stats, order, plots)
     lines += section_probes(optional["probes.csv"], stats, order, plots)
     lines += section_pictures(out_dir, order, plots)

@@ -29,7 +29,9 @@ out, nseeds, nepochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 os.makedirs(os.path.join(out, "inspect"), exist_ok=True)
 nets = {"conv0-dense1": (0, 1, 101770, 0.10, [0.9750, 0.9770]),
         "conv1-dense1": (1, 1, 401642, 1.30, [0.9880, 0.9890]),
-        "conv2-dense1": (2, 1, 206922, 2.10, [0.9900, 0.9912])}
+        "conv2-dense1": (2, 1, 206922, 2.10, [0.9900, 0.9912]),
+        "res1": (1, 0, 20000, 1.00, [0.9800, 0.9810]),
+        "res2": (2, 0, 30000, 2.00, [0.9850, 0.9852])}
 seeds = [1, 2][:nseeds]
 study = {"command": "kiln study networks/study --seeds 2", "networks": list(nets) + ["conv3-dense1"],
          "seeds": seeds, "epochs": nepochs,
@@ -38,6 +40,7 @@ study = {"command": "kiln study networks/study --seeds 2", "networks": list(nets
          "wall_seconds": 123.4, "complete": True,
          "axes": [{"name": "conv depth", "question": "How many conv blocks?", "x": "hidden_conv",
                    "networks": ["conv0-dense1", "conv1-dense1", "conv2-dense1", "conv3-dense1"]},
+                  {"name": "residual depth", "x": "hidden_conv", "networks": ["res1", "res2"]},
                   {"name": "dense depth", "x": "hidden_dense", "networks": ["conv2-dense1", "conv2-dense9"]},
                   {"name": "width", "x": "params", "networks": ["conv1-dense1", "conv2-dense1"]},
                   {"name": "reference", "x": None, "networks": ["conv2-dense1"], "reference_accuracy": 0.9921,
@@ -122,12 +125,15 @@ check "full: one stdout line" grep -Eqx "report: $full/report.md \([0-9]+ plots\
 check "full: empty stderr" [ ! -s "$tmp/err" ]
 check "full: report.md exists" [ -s "$full/report.md" ]
 r=$full/report.md
-check "full: axis table header" contains "$r" "| Network | hidden conv blocks | Test accuracy (%) | Error (%) | Params | MFLOPs | Train s (mean) | Seeds |"
+check "full: axis table header" contains "$r" "| Network | conv layers | Test accuracy (%) | Error (%) | Params | MFLOPs | Train s (mean) | Seeds |"
+check "full: side by side" contains "$r" "| conv layers | conv depth: test accuracy (%) | residual depth: test accuracy (%) |"
+check "full: side by side row" contains "$r" "| 2 | 99.06 ± 0.08 | 98.51 ± 0.01 |"
+check "full: side by side computed" contains "$r" "Residual depth against conv depth, by conv layers: 1: −0.80 points (beyond the seed-to-seed spread); 2: −0.55 points"
 check "full: overall table header" contains "$r" "| # | Network | Test accuracy (%) |"
 check "full: conv0 mean ± std" contains "$r" "| conv0-dense1 | 0 | 97.60 ± 0.14 | 2.40 | 101,770 | 0.10 | 11.5 | 2 |"
 check "full: conv1 mean ± std" contains "$r" "98.85 ± 0.07"
 check "full: conv2 mean ± std" contains "$r" "| conv2-dense1 | 2 | 99.06 ± 0.08 | 0.94 | 206,922 | 2.10 | 31.5 | 2 |"
-check "full: best computed" contains "$r" "The best setting is **conv2-dense1** (2 conv blocks): 99.06 % test accuracy"
+check "full: best computed" contains "$r" "The best setting is **conv2-dense1** (2 conv layers): 99.06 % test accuracy"
 check "full: error cut computed" contains "$r" "the error rate falls by 1.46 points (61 % fewer errors)"
 check "full: spread verdicts" contains "$r" "conv0-dense1 → conv1-dense1: +1.25 points (beyond the seed-to-seed spread); conv1-dense1 → conv2-dense1: +0.21 points (beyond"
 check "full: width axis tie" contains "$r" "conv1-dense1 → conv2-dense1"

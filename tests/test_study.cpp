@@ -208,6 +208,23 @@ TEST_CASE("a study refuses a folder made with other settings, and network files 
     unsetenv("KILN_CACHE");
 }
 
+TEST_CASE("the deep study's plan: every network a valid file beside it, plain and residual twins alike in size") {
+    const std::string dir = std::string(KILN_SOURCE_DIR) + "/networks/study/depth";
+    const kiln::model::StudyPlan plan = kiln::model::load_study_plan(dir + "/study.toml");
+    CHECK(plan.networks.size() == 10);
+    for (const std::string &name : plan.networks) {
+        INFO(name);
+        const kiln::model::Network net = kiln::model::load_network(dir + "/" + name + ".toml");
+        CHECK(net.name == name);
+        if (name.rfind("plain", 0) == 0) {  // its residual twin: the same parameters; its sums add a few FLOPs
+            const kiln::model::Network twin = kiln::model::load_network(dir + "/residual" + name.substr(5) + ".toml");
+            CHECK(twin.param_count == net.param_count);
+            CHECK(twin.flops > net.flops);
+            CHECK(double(twin.flops) < double(net.flops) * 1.01);
+        }
+    }
+}
+
 TEST_CASE("the study plan: the shipped one parses, and mistakes name file, line and column") {
     const kiln::model::StudyPlan plan = kiln::model::load_study_plan(kPlan);
     CHECK(plan.networks.size() >= 12);
