@@ -45,6 +45,12 @@ schedules::ScheduleSettings settings_or_exit(const std::string &path, const Targ
     return or_exit([&](const std::string &p) { return schedules::load_schedule_settings(p, family); }, path);
 }
 
+// The algorithms the settings for `target` choose (conv_algorithm), which the
+// pipeline is built with, whoever schedules it.
+layers::Algorithms algorithms(const std::string &path, const Target &target) {
+    return schedules::algorithms_for(settings_or_exit(path, target));
+}
+
 // Where the autoschedulers' plugins are (generator/CMakeLists.txt: Halide's own).
 struct Plugin {
     const char *name, *path;
@@ -113,7 +119,7 @@ public:
 
     void generate() {
         const model::Network net = load_or_exit(network);
-        pipeline::Graph g = pipeline::build_inference(net, params, images);
+        pipeline::Graph g = pipeline::build_inference(net, params, images, algorithms(this->schedule, this->get_target()));
         scores = g.scores;
         params.dim(0).set_bounds(0, int(net.param_count));
         params.set_estimates({{0, int(net.param_count)}});
@@ -144,7 +150,8 @@ public:
     void generate() {
         const model::Network net = load_or_exit(network);
         Expr batch = images.dim(3).extent();
-        pipeline::Graph g = pipeline::build_training(net, params, images, labels, {batch, seed, first_image});
+        pipeline::Graph g = pipeline::build_training(net, params, images, labels, {batch, seed, first_image},
+                                                     algorithms(this->schedule, this->get_target()));
         loss = g.loss.loss;
         scores = g.scores;
         grad = g.grad;
@@ -178,7 +185,7 @@ public:
 
     void generate() {
         const model::Network net = load_or_exit(network);
-        pipeline::Graph g = pipeline::build_inference(net, params, images);
+        pipeline::Graph g = pipeline::build_inference(net, params, images, algorithms(this->schedule, this->get_target()));
         Var f("f"), n("n");
         Func all("features");  // (f, n)
         all(f, n) = undef<float>();
@@ -195,7 +202,7 @@ public:
         features.dim(0).set_bounds(0, int(model::feature_count(net)));
         features.set_estimates({{0, int(model::feature_count(net))}, {0, kEstimatedBatch}});
         schedule_pipeline(this->build(), this->schedule, {features}, [&](const schedules::ScheduleSettings &s) {
-            schedules::schedule_inference(g, this->get_target(), s);
+            schedules::schedule_inference(g, this->get_target(), s, Expr(), true);
             for (size_t i = 0; i < g.layers.size(); i++) all.update(int(i)).parallel(n);
         });
     }

@@ -73,11 +73,13 @@ const LayerBuilder &builder_for(const model::Layer &l) {
 
 namespace kiln::pipeline {
 
-Graph build_inference(const model::Network &net, const Func &params, const Func &images) {
-    return build_forward(net, params, images, Training{});
+Graph build_inference(const model::Network &net, const Func &params, const Func &images,
+                      const layers::Algorithms &algorithms) {
+    return build_forward(net, params, images, Training{}, algorithms);
 }
 
-Graph build_forward(const model::Network &net, const Func &params, const Func &images, const Training &training) {
+Graph build_forward(const model::Network &net, const Func &params, const Func &images, const Training &training,
+                    const layers::Algorithms &algorithms) {
     layers::Vars v;
     Graph g;
     const model::InputSpec &in = net.input;
@@ -93,7 +95,7 @@ Graph build_forward(const model::Network &net, const Func &params, const Func &i
         s.layer = &l;
         for (int from : l.inputs) s.inputs.push_back(from < 0 ? g.input : g.layers[size_t(from)].fwd.out);
         s.in = s.inputs[0];
-        const layers::LayerCall call{net, l, int(g.layers.size()), params, training};
+        const layers::LayerCall call{net, l, int(g.layers.size()), params, training, algorithms};
         s.fwd = layers::builder_for(l).forward(call, s.inputs);
         g.layers.push_back(s);
     }
@@ -104,11 +106,11 @@ Graph build_forward(const model::Network &net, const Func &params, const Func &i
 }
 
 Graph build_training(const model::Network &net, const Func &params, const Func &images, const Func &labels,
-                     const Training &training) {
+                     const Training &training, const layers::Algorithms &algorithms) {
     layers::Vars v;
     Var o("o");
     const Expr batch = training.batch;
-    Graph g = build_forward(net, params, images, training);
+    Graph g = build_forward(net, params, images, training, algorithms);
     Halide::Type t = params.output_types()[0];
     g.loss = layers::softmax_cross_entropy(g.scores, labels, int(net.input.classes), batch, t,
                                           net.train.label_smoothing);
@@ -126,7 +128,7 @@ Graph build_training(const model::Network &net, const Func &params, const Func &
         for (int from : l.inputs) need.push_back(from >= 0);  // the images need no gradient
         s.d_out = sum_of(reaching[i], l.name + "_d_out");
         const layers::BackwardArgs args{s.in, s.fwd, s.d_out, batch, need[0], s.inputs, need};
-        const layers::LayerCall call{net, l, int(i), params, training};
+        const layers::LayerCall call{net, l, int(i), params, training, algorithms};
         s.bwd = layers::builder_for(l).backward(call, args);
         const std::vector<Func> d_inputs = s.bwd.d_inputs.empty() ? std::vector<Func>{s.bwd.d_in} : s.bwd.d_inputs;
         for (size_t k = 0; k < l.inputs.size(); k++)

@@ -41,9 +41,12 @@ struct Graph {
 // What a training step adds to the forward pass; all undefined in inference.
 using Training = layers::Training;
 
-Graph build_forward(const model::Network &net, const Func &params, const Func &images, const Training &training);
-Graph build_inference(const model::Network &net, const Func &params, const Func &images);
+// `algorithms`: what the schedule settings choose (layers::Algorithms; algorithms_for).
+Graph build_forward(const model::Network &net, const Func &params, const Func &images, const Training &training,
+                    const layers::Algorithms &algorithms = {});
+Graph build_inference(const model::Network &net, const Func &params, const Func &images,
+                      const layers::Algorithms &algorithms = {});
 Graph build_training(const model::Network &net, const Func &params, const Func &images, const Func &labels,
-                     const Training &training);
+                     const Training &training, const layers::Algorithms &algorithms = {});
 
 }  // namespace kiln::pipeline

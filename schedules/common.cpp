@@ -9,8 +9,14 @@ void serial_for_one_image(Func f, const Var &lanes, const pipeline::LayerStages 
     if (ctx.batch.defined() && s.layer->flops < kSerialFlops) f.specialize(ctx.batch == 1).vectorize(lanes, ctx.vector, tail);
 }
 
-void schedule_spatial(Func f, const Context &ctx) {
-    f.compute_root().vectorize(f.args()[0], ctx.vector).parallel(f.args()[3]);
+int row_lanes(int64_t width, const Context &ctx) {
+    int lanes = ctx.vector;
+    while (lanes > width && lanes > 1) lanes /= 2;
+    return lanes;
+}
+
+void schedule_spatial(Func f, const Context &ctx, int64_t width) {
+    f.compute_root().vectorize(f.args()[0], width > 0 ? row_lanes(width, ctx) : ctx.vector).parallel(f.args()[3]);
 }
 
 int channel_block(int64_t channels, const Context &ctx) {

@@ -48,6 +48,37 @@ void schedule_gradient_copy(Func grad, const Context &ctx) {
     }
 }
 
+// Whether a layer's schedule stores f whole. (Locking a LoopLevel lets it be
+// inspected; a later compute_at replaces it rather than changing it.)
+bool computed_root(const Func &f) {
+    if (!f.defined()) return false;
+    Halide::LoopLevel level = f.function().schedule().compute_level();
+    return level.lock().is_root();
+}
+
+// In inference, the layers in front of the first dense layer run image by image:
+// every stored stage of theirs is computed inside the loop over images of the last
+// of them that is stored, if a pooling layer (`anchor`, best's second), so that an image's
+// activations (some 700 KB for best) stay in the core's cache from one layer to
+// the next instead of streaming whole batches of them through memory. Left as
+// they are when a layer there is read from beyond the anchor.
+void compute_image_by_image(const pipeline::Graph &g) {
+    size_t dense = 0;
+    while (dense < g.layers.size() && g.layers[dense].layer->out.width * g.layers[dense].layer->out.height > 1) dense++;
+    size_t anchor = dense;
+    while (anchor-- > 0 && !computed_root(g.layers[anchor].fwd.out)) {}
+    // A pooling layer's loops keep the images apart (a convolution's fuse them with channel blocks).
+    if (anchor >= dense || anchor == 0 || !g.layers[anchor].layer->is("maxpool") && !g.layers[anchor].layer->is("avgpool"))
+        return;
+    for (size_t i = 0; i < anchor; i++)
+        for (int reader : g.consumers[i])
+            if (size_t(reader) > anchor) return;
+    Func at = g.layers[anchor].fwd.out;
+    for (size_t i = 0; i < anchor; i++)
+        for (Func f : {g.layers[i].fwd.in_padded, g.layers[i].fwd.out})
+            if (computed_root(f)) f.compute_at(at, at.args()[3]);
+}
+
 Context context_for(const pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings) {
     const int lanes = settings.vector_lanes > 0 ? settings.vector_lanes
                                                 : target.natural_vector_size(g.scores.output_types()[0]);
@@ -57,10 +88,11 @@ Context context_for(const pipeline::Graph &g, const Halide::Target &target, cons
 }  // namespace
 
 void schedule_inference(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings,
-                        Expr batch) {
+                        Expr batch, bool layers_read_outside) {
     Context ctx = context_for(g, target, settings);
     ctx.batch = batch;
     schedule_forward_layers(g, ctx);
+    if (!layers_read_outside) compute_image_by_image(g);
     g.scores.compute_root();
 }
 

@@ -13,10 +13,17 @@
 
 namespace kiln::schedules {
 
+// The algorithms the settings choose, for building the pipelines (conv_algorithm).
+inline layers::Algorithms algorithms_for(const ScheduleSettings &settings) {
+    return {settings.conv_algorithm == "winograd"};
+}
+
 // `batch`, the number of images in a call where given, lets small layers run
-// serially for a single image (lower latency).
+// serially for a single image (lower latency). `layers_read_outside`: the
+// pipeline outputs layers' activations besides the scores (then each layer's
+// output is computed whole, not image by image).
 void schedule_inference(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings = {},
-                        Halide::Expr batch = Halide::Expr());
+                        Halide::Expr batch = Halide::Expr(), bool layers_read_outside = false);
 void schedule_training(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings = {});
 
 }  // namespace kiln::schedules

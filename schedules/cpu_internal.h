@@ -39,8 +39,15 @@ constexpr int64_t kSerialFlops = 4'000'000;
 void serial_for_one_image(Func f, const Var &lanes, const pipeline::LayerStages &s, const Context &ctx,
                           TailStrategy tail = TailStrategy::Auto);
 
-// A layer output (x, y, o, n) computed whole, images in parallel, rows vectorized.
-void schedule_spatial(Func f, const Context &ctx);
+// A layer output (x, y, o, n) computed whole, images in parallel, rows vectorized;
+// given its `width`, in vectors no wider than a row (row_lanes).
+void schedule_spatial(Func f, const Context &ctx, int64_t width = 0);
+
+// The widest vector, a power of two, that fits in a row `width` wide: vectors
+// along x wider than the row would compute past its end, and make the stages
+// read there compute past theirs (a 7-wide pooling output in vectors of 16
+// made its 14-wide input be computed 32 wide).
+int row_lanes(int64_t width, const Context &ctx);
 
 // Channels computed together, so that each input vector loaded serves that many
 // accumulators: the largest divisor of `channels` up to the setting (default 4).
@@ -55,6 +62,10 @@ int channel_block(int64_t channels, const Context &ctx);
 // whole, all its vectors at once. `serial_single_image`: a call with one image
 // runs serially.
 void schedule_window_rows(Func stored, Func acc, int block, int64_t width, const Context &ctx, bool serial_single_image);
+
+// `stored` (x, y, o, n), `width` wide with `channels` channels, computed by
+// Winograd's F(2x2, 3x3) through `w` (layers/conv_winograd.cpp).
+void schedule_winograd(Func stored, layers::Winograd w, int64_t width, int64_t channels, const Context &ctx);
 
 // A per-channel sum (o) over (x, y, n): a conv layer's bias gradient, batchnorm's
 // statistics and gradients. A single running sum per channel waits on each add;

@@ -84,6 +84,11 @@ void apply(const std::string &path, const toml::table &table, ScheduleSettings &
                 fail(path, node.source(),
                      "'autoscheduler' must be \"Mullapudi2016\", \"Adams2019\", \"Li2018\" or \"none\"");
             s.autoscheduler = *name == "none" ? "" : *name;
+        } else if (k == "conv_algorithm") {
+            const auto name = node.value<std::string>();
+            if (!name || (*name != "direct" && *name != "winograd"))
+                fail(path, node.source(), "'conv_algorithm' must be \"direct\" or \"winograd\"");
+            s.conv_algorithm = *name;
         } else if (k == "vector_lanes") {
             s.vector_lanes = read_int(path, node, k, 0, 64);
         } else if (k == "conv_channel_block") {
@@ -175,6 +180,7 @@ std::string to_toml(const ScheduleSettings &s, const std::string &comment) {
     std::ostringstream out;
     out << comment_lines(comment) << "[schedule]\n";
     if (!s.autoscheduler.empty()) out << "autoscheduler = \"" << s.autoscheduler << "\"\n";
+    if (s.conv_algorithm != "direct") out << "conv_algorithm = \"" << s.conv_algorithm << "\"\n";
     out << "vector_lanes = " << s.vector_lanes << "\n"
         << "conv_channel_block = " << s.conv_channel_block << "\n"
         << "conv_row_vectors = " << s.conv_row_vectors << "\n"

@@ -4,6 +4,7 @@
 //
 //   [schedule]                       # every target: these override the defaults
 //   autoscheduler = "Mullapudi2016"  # instead of the hand-written schedule; "none": the hand-written one
+//   conv_algorithm = "winograd"      # 3x3 stride-1 'same' convolutions by Winograd F(2x2, 3x3); default "direct"
 //   vector_lanes = 16                # 0: the target's natural width
 //   conv_channel_block = 4           # channels computed together in conv loops; 0: largest of 4,3,2 dividing
 //   conv_row_vectors = 2             # a conv row up to this many vectors wide is computed whole at once
@@ -25,6 +26,7 @@ namespace kiln::schedules {
 
 struct ScheduleSettings {
     std::string autoscheduler;  // "" for the hand-written schedule
+    std::string conv_algorithm = "direct";  // or "winograd" (layers::Algorithms)
     int vector_lanes = 0;
     int conv_channel_block = 0;
     int conv_row_vectors = 2;
@@ -32,7 +34,7 @@ struct ScheduleSettings {
     int dense_block = 4;
 
     bool operator==(const ScheduleSettings &o) const {
-        return autoscheduler == o.autoscheduler && vector_lanes == o.vector_lanes &&
+        return autoscheduler == o.autoscheduler && conv_algorithm == o.conv_algorithm && vector_lanes == o.vector_lanes &&
                conv_channel_block == o.conv_channel_block && conv_row_vectors == o.conv_row_vectors &&
                weight_grad_chunk == o.weight_grad_chunk && dense_block == o.dense_block;
     }

@@ -94,7 +94,8 @@ public:
             ImageParam p(Halide::Float(32), 1, "params"), x(Halide::Float(32), 4, "images"), y(Halide::Int(32), 1, "labels");
             Halide::Param<uint32_t> seed("seed");
             Halide::Param<int32_t> first_image("first_image");
-            pipeline::Graph g = pipeline::build_training(net_, p, x, y, {x.dim(3).extent(), seed, first_image});
+            pipeline::Graph g = pipeline::build_training(net_, p, x, y, {x.dim(3).extent(), seed, first_image},
+                                                                 algorithms_for(settings));
             schedule_training(g, target, settings);
             Halide::Pipeline train({g.loss.loss, g.scores, g.grad});
             train.compile_jit(target);
@@ -109,7 +110,7 @@ public:
         }
         {
             ImageParam p(Halide::Float(32), 1, "params"), x(Halide::Float(32), 4, "images");
-            pipeline::Graph g = pipeline::build_inference(net_, p, x);
+            pipeline::Graph g = pipeline::build_inference(net_, p, x, algorithms_for(settings));
             schedule_inference(g, target, settings, x.dim(3).extent());
             Halide::Pipeline infer(g.scores);
             infer.compile_jit(target);

@@ -60,8 +60,9 @@ struct TrainStep {
         params(i) = in.params(i);
         images(x, y, c, n) = in.images(x, y, c, n);
         labels(n) = in.labels(n);
-        kiln::pipeline::Graph g =
-            kiln::pipeline::build_training(net, params, images, labels, {kImages, Halide::Expr(kDropoutSeed), 0});
+        kiln::pipeline::Graph g = kiln::pipeline::build_training(net, params, images, labels,
+                                                                 {kImages, Halide::Expr(kDropoutSeed), 0},
+                                                                 kiln::schedules::algorithms_for(settings));
         kiln::schedules::schedule_training(g, Halide::get_jit_target_from_environment(), settings);
         loss = g.loss.loss;
         grad = g.grad;
@@ -119,11 +120,14 @@ bool is_buffer(const kiln::model::Network &net, int i) {
     return false;
 }
 
-void check_layer(const std::string &layer, const std::string &train = "") {
-    INFO("layer under test: " << layer << "; train: " << train);
+// `settings`: the training step's (its algorithms among them); the autodiff
+// oracle differentiates the direct algorithms' definitions.
+void check_layer(const std::string &layer, const std::string &train = "",
+                 const kiln::schedules::ScheduleSettings &settings = {}) {
+    INFO("layer under test: " << layer << "; train: " << train << "; conv_algorithm: " << settings.conv_algorithm);
     const kiln::model::Network net = tiny_network(layer, train);
     Inputs in = random_inputs(net, 42);
-    TrainStep step(net, in);
+    TrainStep step(net, in, settings);
     Buffer<double> grad(int(net.param_count));
     step.run(grad);
 
@@ -164,6 +168,19 @@ TEST_CASE("conv adjoint matches finite differences and Halide's autodiff", "[gra
     // cover its other two (rows at stride 1, im2col at stride 2).
     check_layer("type = \"conv\"\nfilters = 8\nkernel = 3\npadding = 1\nactivation = \"relu\"");
     check_layer("type = \"conv\"\nfilters = 16\nkernel = 2\nactivation = \"tanh\"");
+}
+
+// Winograd F(2x2, 3x3): the layer under test reads 8 channels (a first layer of
+// 3 is left direct), its forward pass and input gradient by Winograd; odd and
+// even sizes (7 x 6 images: a partial tile column), one and several vectors of
+// tiles, a layer after it (so its d_in is used) or not.
+TEST_CASE("conv by Winograd: adjoint matches finite differences and Halide's autodiff", "[gradients][conv][winograd]") {
+    kiln::schedules::ScheduleSettings winograd;
+    winograd.conv_algorithm = "winograd";
+    const std::string eight = "type = \"conv\"\nfilters = 8\nkernel = 3\npadding = 1\nactivation = \"relu\"\n[[layer]]\n";
+    check_layer(eight + "type = \"conv\"\nfilters = 9\nkernel = 3\npadding = 1\nactivation = \"tanh\"", "", winograd);
+    check_layer(eight + "type = \"conv\"\nfilters = 16\nkernel = 3\npadding = \"same\"\n[[layer]]\n"
+                        "type = \"conv\"\nfilters = 4\nkernel = 3\npadding = 1\nactivation = \"relu\"", "", winograd);
 }
 
 TEST_CASE("maxpool adjoint matches finite differences and Halide's autodiff", "[gradients][maxpool]") {

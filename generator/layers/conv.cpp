@@ -2,6 +2,13 @@
 //   pre(x, y, o, n) = bias[o] + sum_{c, ky, kx} weight[o, c, ky, kx] * in(x*S + kx - P, y*S + ky - P, c, n)
 //   out = activation(pre)
 // weight is [O, C, K, K] (PyTorch's layout) inside the flat parameter vector.
+// Adjoint:
+//   d_pre = activation'(out) d_out;  d_bias[o] = sum_{x, y, n} d_pre(x, y, o, n)
+//   d_weight[o, c, ky, kx] = sum_{x, y, n} d_pre(x, y, o, n) in(x*S + kx - P, y*S + ky - P, c, n)
+//   d_in(x, y, c, n) = sum_{o, ky, kx} weight[o, c, ky, kx] d_pre((x + P - kx) / S, (y + P - ky) / S, o, n)
+// At stride 1 and K = 3, P = 1, d_in is itself a 'same' correlation of d_pre with the
+// kernel flipped and channels swapped, weight'(kx, ky, o, c) = weight[o, c, 2 - ky, 2 - kx]:
+// such layers may compute pre and d_in by Winograd (conv_winograd.cpp) instead.
 #include "layers/layers.h"
 #include "model/kinds/conv.h"
 
@@ -35,7 +42,13 @@ Func zero_outside(const Func &f, int width, int height, const std::string &name)
 
 }  // namespace
 
-Forward conv_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in) {
+bool uses_winograd(const model::Layer &l, const Algorithms &a) {
+    const model::ConvSpec &s = l.spec_as<model::ConvSpec>();
+    return a.winograd && s.kernel == 3 && s.stride == 1 && s.padding == 1 && l.in.channels >= 8;
+}
+
+Forward conv_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in,
+                     bool winograd) {
     Vars v;
     Var o("o");
     const ConvDims d = dims_of(l);
@@ -49,15 +62,21 @@ Forward conv_forward(const model::Network &net, const model::Layer &l, const Fun
     f.weight = Func(l.name + "_weight");  // (kx, ky, c, o)
     f.weight(kx, ky, v.c, o) = weight_at(params, w, d, kx, ky, v.c, o);
     f.pre = Func(l.name + "_pre");  // (x, y, o, n)
-    f.pre(v.x, v.y, o, v.n) = param_at(params, b, o);
-    f.pre(v.x, v.y, o, v.n) += f.weight(r.x, r.y, r.z, o) *
-                               src(v.x * d.S + r.x - d.P, v.y * d.S + r.y - d.P, r.z, v.n);
+    if (winograd) {
+        f.winograd = winograd_3x3(l.name, src, f.weight, d.C, d.W);
+        f.pre(v.x, v.y, o, v.n) = param_at(params, b, o) + f.winograd.out(v.x, v.y, o, v.n);
+    } else {
+        f.pre(v.x, v.y, o, v.n) = param_at(params, b, o);
+        f.pre(v.x, v.y, o, v.n) += f.weight(r.x, r.y, r.z, o) *
+                                   src(v.x * d.S + r.x - d.P, v.y * d.S + r.y - d.P, r.z, v.n);
+    }
     f.out = Func(l.name + "_out");  // (x, y, o, n)
     f.out(v.x, v.y, o, v.n) = activate(l.activation, f.pre(v.x, v.y, o, v.n));
     return f;
 }
 
-Backward conv_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &a) {
+Backward conv_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &a,
+                       bool winograd) {
     Vars v;
     Var o("o"), kx("kx"), ky("ky");
     const ConvDims d = dims_of(l);
@@ -85,6 +104,14 @@ Backward conv_backward(const model::Network &net, const model::Layer &l, const F
     // Input (x, y) feeds output ((x + P - kx) / S, (y + P - ky) / S) where that divides
     // exactly and lies inside the output; elsewhere d_pre reads as zero.
     g.d_pre_padded = zero_outside(g.d_pre, d.OW, d.OH, l.name + "_d_pre_padded");  // (x, y, o, n)
+    if (winograd) {
+        Func flipped(l.name + "_weight_flipped");  // (kx, ky, o, c)
+        flipped(kx, ky, o, v.c) = weight_at(params, w, d, 2 - kx, 2 - ky, v.c, o);
+        g.winograd = winograd_3x3(l.name + "_d_in", g.d_pre_padded, flipped, int(l.out.channels), d.W);
+        g.d_in = Func(l.name + "_d_in");  // (x, y, c, n)
+        g.d_in(v.x, v.y, v.c, v.n) = g.winograd.out(v.x, v.y, v.c, v.n);
+        return g;
+    }
     RDom k(0, d.K, 0, d.K, 0, int(l.out.channels), l.name + "_r_in");  // kx, ky, o
     Expr ox = v.x + d.P - k.x, oy = v.y + d.P - k.y;
     Expr term = weight_at(params, w, d, k.x, k.y, v.c, k.z) * g.d_pre_padded(ox / d.S, oy / d.S, k.z, v.n);
@@ -98,11 +125,11 @@ Backward conv_backward(const model::Network &net, const model::Layer &l, const F
 
 void register_conv(BuilderTable &t) {
     t.push_back({"conv", [](const LayerCall &c, const std::vector<Func> &in) {
-                     return conv_forward(c.net, c.layer, c.params, in[0]);
+                     return conv_forward(c.net, c.layer, c.params, in[0], uses_winograd(c.layer, c.algorithms));
                  },
                  [](const LayerCall &c, const BackwardArgs &a) {
                      const model::Layer &l = c.layer;
-                     Backward g = conv_backward(c.net, l, c.params, a);
+                     Backward g = conv_backward(c.net, l, c.params, a, uses_winograd(l, c.algorithms));
                      const int K = int(l.spec_as<model::ConvSpec>().kernel);
                      g.param_grads = {{l.weight, g.d_weight, {K, K, int(l.in.channels), int(l.out.channels)}},
                                       {l.bias, g.d_bias, {int(l.out.channels)}}};

@@ -27,6 +27,16 @@ struct Vars {
     Var x{"x"}, y{"y"}, c{"c"}, n{"n"};
 };
 
+// A 3x3 stride-1 correlation by Winograd's F(2x2, 3x3) (conv_winograd.cpp); t
+// numbers a tile (tx, ty) of 2x2 outputs as tx + pitch ty, a, b in [0, 4).
+struct Winograd {
+    Func kernel;   // (a, b, c, o) G g G^T of each kernel
+    Func tiles;    // (t, c, a, b, n) B^T d B of each tile's 4x4 input patch
+    Func product;  // (t, o, a, b, n) sum over c of kernel tiles
+    Func out;      // (x, y, o, n) A^T product A
+    int pitch = 0; // tiles per tile row, a power of two
+};
+
 struct Forward {
     Func weight;     // (a, b, c, o) as read by the forward pass; undefined for pooling
     Func in_padded;  // conv with padding: (x, y, c, n) the input, zero outside it
@@ -37,6 +47,7 @@ struct Forward {
     // and scale = weight inv_std: pre = (in - mean) scale + bias.
     Func mean, variance, inv_std, scale;
     Func unbiased_variance;  // batchnorm in training: (c) what running_var follows
+    Winograd winograd;  // conv by Winograd: pre = bias + winograd.out; else undefined
 };
 
 // A parameter tensor's gradient, d (a, b, c, o) or d (o) with these extents
@@ -58,6 +69,7 @@ struct Backward {
     // as the weight gradient reads it (a schedule may store it, im2col style)
     Func patches;
     Func d_pre_padded;  // conv only: (x, y, o, n) d_pre, zero outside the output
+    Winograd winograd;  // conv by Winograd: d_in = winograd.out; else undefined
     // What goes into the flat gradient: each parameter tensor's gradient (and
     // batchnorm's batch statistics in its buffers' places).
     std::vector<ParamGrad> param_grads;
@@ -90,6 +102,12 @@ struct Training {
     Expr first_image;   // the index of image n = 0 in the whole batch, when a batch is cut into shards
 };
 
+// Algorithms the schedule settings choose (conv_algorithm): either way a pipeline
+// computes the same function, up to float rounding.
+struct Algorithms {
+    bool winograd = false;  // 3x3 stride-1 'same' convolutions (uses_winograd) by Winograd
+};
+
 // One layer as the builders see it.
 struct LayerCall {
     const model::Network &net;
@@ -97,6 +115,7 @@ struct LayerCall {
     int index;  // in net.layers
     const Func &params;
     const Training &training;
+    const Algorithms &algorithms;
 };
 
 // A kind's forward and adjoint builders, registered by its file under the kind's
@@ -116,9 +135,20 @@ Expr activate(model::Activation a, Expr pre);
 // derivative is a function of its output).
 Expr activation_backward(model::Activation a, Expr out, Expr d_out);
 
-// conv.cpp
-Forward conv_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in);
-Backward conv_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &args);
+// conv.cpp; `winograd`: by Winograd where uses_winograd says it applies.
+Forward conv_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in,
+                     bool winograd = false);
+Backward conv_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &args,
+                       bool winograd = false);
+// Whether a conv layer is computed by Winograd when the setting asks: 3x3, stride
+// 1, padding 1, and at least 8 input channels (a first layer's one channel gains nothing).
+bool uses_winograd(const model::Layer &l, const Algorithms &a);
+
+// conv_winograd.cpp: out(x, y, o, n) = sum_{c, ky, kx} weight(kx, ky, c, o) src(x + kx - 1, y + ky - 1, c, n)
+// for a src (x, y, c, n) of `channels` channels that reads zero outside its
+// image, `width` wide. winograd_pitch: its tiles per tile row.
+Winograd winograd_3x3(const std::string &name, const Func &src, const Func &weight, int channels, int width);
+int winograd_pitch(int width);
 
 // pool.cpp (maxpool and avgpool)
 Forward pool_forward(const model::Layer &l, const Func &in);

@@ -15,6 +15,8 @@ void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
         serial_for_one_image(padded, padded.args()[0], s, ctx);
         schedule_spatial(padded, ctx);
     }
+    if (s.fwd.winograd.out.defined())
+        return schedule_winograd(s.fwd.out, s.fwd.winograd, s.layer->out.width, s.layer->out.channels, ctx);
     schedule_window_rows(s.fwd.out, s.fwd.pre, channel_block(s.layer->out.channels, ctx), s.layer->out.width, ctx,
                          ctx.batch.defined() && s.layer->flops < kSerialFlops);
 }
@@ -133,6 +135,8 @@ void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
         // As the forward pass, input channels in the place of output channels; a
         // wrapper stores d_in, which accumulates row by row.
         schedule_spatial(s.bwd.d_pre_padded, ctx);
+        if (s.bwd.winograd.out.defined())
+            return schedule_winograd(s.bwd.d_in, s.bwd.winograd, s.layer->in.width, s.layer->in.channels, ctx);
         Func din = s.bwd.d_in;  // (x, y, c, n) summed over kx, ky, o
         schedule_window_rows(din.in(), din, channel_block(s.layer->in.channels, ctx), s.layer->in.width, ctx, false);
     }

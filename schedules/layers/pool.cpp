@@ -8,11 +8,11 @@ void pool_forward(const pipeline::LayerStages &s, const Context &ctx) {
     Func out = s.fwd.out;
     out.compute_root();
     serial_for_one_image(out, out.args()[0], s, ctx);
-    schedule_spatial(out, ctx);
+    schedule_spatial(out, ctx, s.layer->out.width);
 }
 
 void pool_backward(const pipeline::LayerStages &s, const Context &ctx) {
-    if (s.bwd.d_in.defined()) schedule_spatial(s.bwd.d_in, ctx);
+    if (s.bwd.d_in.defined()) schedule_spatial(s.bwd.d_in, ctx, s.layer->in.width);
 }
 
 }  // namespace
