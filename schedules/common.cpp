@@ -5,8 +5,9 @@
 namespace kiln::schedules {
 
 void serial_for_one_image(Func f, const Var &lanes, const pipeline::LayerStages &s, const Context &ctx,
-                          TailStrategy tail) {
-    if (ctx.batch.defined() && s.layer->flops < kSerialFlops) f.specialize(ctx.batch == 1).vectorize(lanes, ctx.vector, tail);
+                          TailStrategy tail, int64_t width) {
+    if (ctx.batch.defined() && s.layer->flops < kSerialFlops)
+        f.specialize(ctx.batch == 1).vectorize(lanes, width > 0 ? row_lanes(width, ctx) : ctx.vector, tail);
 }
 
 int row_lanes(int64_t width, const Context &ctx) {

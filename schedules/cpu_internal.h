@@ -35,9 +35,10 @@ constexpr TailStrategy kGuard = TailStrategy::GuardWithIf;
 // batch is one image: waking the thread pool costs more than their work.
 constexpr int64_t kSerialFlops = 4'000'000;
 
-// For one image, f (a layer output) computed serially, vectorized along `lanes`.
+// For one image, f (a layer output) computed serially, vectorized along `lanes`;
+// given the `width` of rows along it, in vectors no wider than a row (row_lanes).
 void serial_for_one_image(Func f, const Var &lanes, const pipeline::LayerStages &s, const Context &ctx,
-                          TailStrategy tail = TailStrategy::Auto);
+                          TailStrategy tail = TailStrategy::Auto, int64_t width = 0);
 
 // A layer output (x, y, o, n) computed whole, images in parallel, rows vectorized;
 // given its `width`, in vectors no wider than a row (row_lanes).

@@ -7,7 +7,7 @@ namespace {
 void pool_forward(const pipeline::LayerStages &s, const Context &ctx) {
     Func out = s.fwd.out;
     out.compute_root();
-    serial_for_one_image(out, out.args()[0], s, ctx);
+    serial_for_one_image(out, out.args()[0], s, ctx, TailStrategy::Auto, s.layer->out.width);
     schedule_spatial(out, ctx, s.layer->out.width);
 }
 
