@@ -159,7 +159,7 @@ def median_seconds(call, repeats, warmup=5):
 
 
 def torch_optimizer(model, train):
-    """The optimizer `kiln bench` steps with (runtime/optimizer.h: PyTorch's update rules), at lr 1e-6."""
+    """The optimizer `kiln bench` steps with (runtime/training/optimizer.h: PyTorch's update rules), at lr 1e-6."""
     kind, decay = train["optimizer"], train["weight_decay"]
     betas = (train["beta1"], train["beta2"])
     if kind == "adam":

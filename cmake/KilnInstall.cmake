@@ -1,14 +1,15 @@
 # cmake --install BUILD --prefix P installs
 #   P/bin                 kiln and kiln-tune (with KILN_BUILD_CLI), kiln_generator
 #   P/lib                 the libraries a program links: Kiln::runtime (kiln_core),
-#                         Kiln::predict and what they link in turn
-#   P/include/kiln        their headers (runtime/*.h, model/, schedules/)
+#                         Kiln::training, Kiln::predict and what they link in turn
+#   P/include/kiln        their headers (those runtime/*/CMakeLists.txt name with
+#                         kiln_install_headers, model/, schedules/settings.h)
 #   P/lib/cmake/Kiln      KilnConfig.cmake: find_package(Kiln) gives those targets,
 #                         Kiln::generator and kiln_add_network() (KilnNetwork.cmake)
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(kiln_installed_libraries kiln_core kiln_predict kiln_model kiln_schedule_settings kiln_toml)
+set(kiln_installed_libraries kiln_core kiln_training kiln_predict kiln_model kiln_schedule_settings kiln_toml)
 set_target_properties(kiln_model PROPERTIES EXPORT_NAME model)
 set_target_properties(kiln_schedule_settings PROPERTIES EXPORT_NAME schedule_settings)
 set_target_properties(kiln_toml PROPERTIES EXPORT_NAME toml)
@@ -39,7 +40,8 @@ install(TARGETS ${kiln_installed_libraries} EXPORT KilnTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${kiln_include_dir} ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS kiln_generator EXPORT KilnTargets RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(FILES ${KILN_RUNTIME_HEADERS} DESTINATION ${kiln_include_dir})
+get_property(kiln_installed_headers GLOBAL PROPERTY KILN_INSTALLED_HEADERS)
+install(FILES ${kiln_installed_headers} DESTINATION ${kiln_include_dir})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/model/ DESTINATION ${kiln_include_dir}/model FILES_MATCHING PATTERN "*.h")
 install(FILES ${PROJECT_SOURCE_DIR}/schedules/settings.h DESTINATION ${kiln_include_dir}/schedules)
 if (KILN_BUILD_CLI)

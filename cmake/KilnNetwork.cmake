@@ -150,7 +150,7 @@ const kiln::CompiledNetwork ${network} = {\"${file_name}\", kiln_${id}_toml, kil
     target_link_libraries(${network} PUBLIC Kiln::runtime kiln_${id}_forward kiln_${id}_train kiln_${id}_features)
 endfunction()
 
-# The table of compiled networks (runtime/registry.h) and the library holding them.
+# The table of compiled networks (runtime/core/registry.h) and the library holding them.
 function(kiln_networks_library)
     get_property(names GLOBAL PROPERTY KILN_NETWORK_NAMES)
     get_property(libraries GLOBAL PROPERTY KILN_NETWORK_LIBRARIES)

@@ -42,7 +42,7 @@ struct Shape {
 // conv weight [O, C, K, K], dense weight [O, C*H*W], bias [O]; batchnorm weight,
 // bias, running_mean and running_var [C]. The running statistics are buffers, not
 // trained: the optimizer leaves them alone, and the training step's "gradient"
-// holds the batch's statistic in their place (see runtime/running_stats.h).
+// holds the batch's statistic in their place (see runtime/training/running_stats.h).
 struct ParamTensor {
     std::string name;            // "<layer name>.weight", ".bias", ".running_mean" or ".running_var"
     std::vector<int64_t> shape;  // outermost first, as PyTorch lists it
@@ -92,9 +92,9 @@ struct AugmentSettings {
 struct TrainSettings {
     int64_t epochs = 10;
     int64_t batch = 64;
-    std::string optimizer = "sgd";  // sgd | adam | adamw | rmsprop (runtime/optimizer.h)
+    std::string optimizer = "sgd";  // sgd | adam | adamw | rmsprop (runtime/training/optimizer.h)
     double learning_rate = 0.05;
-    // constant | cosine | step | onecycle | plateau (runtime/lr_schedule.h)
+    // constant | cosine | step | onecycle | plateau (runtime/training/lr_schedule.h)
     std::string lr_schedule = "constant";
     int64_t lr_step_epochs = 0;  // step: epochs between drops
     double lr_gamma = 0.1;       // step and plateau: factor at each drop
@@ -110,7 +110,7 @@ struct TrainSettings {
     int64_t seed = 1;
     int64_t validation = 0;  // training images held out (the last ones) to validate on
     // Each batch is cut into this many shards, each computed whole on one core and
-    // their gradients added in shard order (runtime/compiled.h). A result depends
+    // their gradients added in shard order (runtime/core/compiled.h). A result depends
     // on it (float rounding; batchnorm's statistics are each shard's), never on
     // the thread count.
     int64_t shards = 2;
@@ -118,7 +118,7 @@ struct TrainSettings {
     // PyTorch's CrossEntropyLoss(label_smoothing): the target is (1 - e) onehot + e / classes.
     // Part of the training pipeline (compiled in), not a runtime setting.
     double label_smoothing = 0;
-    // Initial weights (runtime/init.h): "he_lecun" (He's uniform bound before a ReLU,
+    // Initial weights (runtime/training/init.h): "he_lecun" (He's uniform bound before a ReLU,
     // LeCun's otherwise) or "glorot_uniform" (Keras's default); biases zero either way.
     std::string init = "he_lecun";
     // What the plateau schedule watches: "val_loss" (PyTorch's mode "min") or

@@ -277,7 +277,7 @@ int run(int argc, char **argv) {
     for (const Knob &k : knobs) candidates += int(k.values.size());
 
     // Time what each core runs. With two threads kiln cuts every batch in halves,
-    // one per core with serial loops (runtime/compiled.cpp). Here both pipelines
+    // one per core with serial loops (runtime/core/compiled.cpp). Here both pipelines
     // are timed as one core runs them.
     const char *env_threads = std::getenv("HL_NUM_THREADS");
     const int used_threads = threads > 0 ? threads
@@ -372,7 +372,7 @@ int run(int argc, char **argv) {
 }  // namespace kiln::schedules
 
 int main(int argc, char **argv) {
-    // As the kiln runtime does (runtime/compiled.cpp): large buffers reused, not
+    // As the kiln runtime does (runtime/core/compiled.cpp): large buffers reused, not
     // mapped afresh by every call, so that page faults do not time the candidates.
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);

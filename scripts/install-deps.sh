@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(
     cmake ninja-build g++ libhalide14-0-dev libncurses-dev libtomlplusplus-dev libfmt-dev
     libcli11-dev nlohmann-json3-dev catch2 ca-certificates
-    zlib1g-dev             # gzipped IDX files (runtime/idx.cpp)
+    zlib1g-dev             # gzipped IDX files (runtime/core/idx.cpp)
     python3-matplotlib     # the study's plots (scripts/study_report.py)
     dataset-fashion-mnist  # the second data set: /usr/share/datasets/fashion-mnist (gzipped IDX)
     libprotobuf-dev protobuf-compiler libonnx-dev  # kiln export: protobuf and onnx.proto

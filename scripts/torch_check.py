@@ -57,7 +57,7 @@ def default_kiln():
 
 
 def load_network(path, kiln=None):
-    """The validated network from `kiln check PATH --json` (runtime/network_json.h): name,
+    """The validated network from `kiln check PATH --json` (runtime/cli/network_json.h): name,
     hash, input, layers in file order with their inputs, shapes, spec and parameters."""
     import subprocess
 

@@ -1,6 +1,6 @@
 // Catch2's main, built twice (tests/CMakeLists.txt): plain, and with
 // KILN_CONFIGURE_PROCESS for the tests of the runtime, which then run with the
-// kiln command's process-wide settings (runtime/process.h).
+// kiln command's process-wide settings (runtime/core/process.h).
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 

@@ -201,6 +201,51 @@ mkdir -p "$tmp/badnames/inspect" && cp "$fashion/study.json" "$fashion/results.c
     "$fashion/inspect/conv1-dense1.json" "$tmp/badnames/inspect/conv1-dense1.json"
 expect_fail "class names short of the classes" "$tmp/badnames" "inspect/conv1-dense1\.json: 9 class_names for a 10-class confusion matrix"
 
+# --- scripts/study_compare.py: the MNIST study and a Fashion-MNIST one side by side
+# (Fashion accuracies: MNIST's minus 0.08 + 0.01 per conv layer, so the axis spans differ)
+compare=$(dirname "$script")/study_compare.py
+fashion2=$tmp/fashion2
+cp -r "$fashion" "$fashion2"
+"$py" - "$fashion2/results.csv" <<'EOF2'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+for r in rows:
+    r["test_accuracy"] = f"{float(r['test_accuracy']) - 0.08 - 0.01 * int(r['hidden_conv']):.4f}"
+with open(sys.argv[1], "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+EOF2
+both=$tmp/both
+"$py" "$compare" "$both" "$full" "$fashion2" >"$tmp/out" 2>"$tmp/err"
+code=$?
+check "compare: exit 0 (stderr: $(head -c 300 "$tmp/err"))" [ "$code" -eq 0 ]
+check "compare: one stdout line" grep -Eqx "report: $both/report.md \([0-9]+ plots\)" "$tmp/out"
+r=$both/report.md
+check "compare: title" contains "$r" "# Kiln study on MNIST and Fashion-MNIST"
+check "compare: axis header" contains "$r" "| Network | conv layers | Params | MNIST: test accuracy (%) | Fashion-MNIST: test accuracy (%) | published (%) |"
+check "compare: row with published figure" contains "$r" "| conv0-dense1 | 0 | 101,770 | 97.60 ± 0.14 | 89.60 ± 0.14 | Fashion-MNIST 87.10 (Xiao et al. 2017, MLP of 100 units) |"
+check "compare: spans computed" contains "$r" "On MNIST its networks span 1.46 points (conv0-dense1 97.60 % to conv2-dense1 99.06 %); on Fashion-MNIST its networks span 0.79 points (conv2-dense1 89.06 % to conv1-dense1 89.85 %)."
+check "compare: per data set sentences" contains "$r" "On Fashion-MNIST: The best setting is **conv1-dense1** (1 conv layer): 89.85 %"
+check "compare: side by side per data set" contains "$r" "### Fashion-MNIST, side by side: conv depth, residual depth"
+check "compare: probes table" contains "$r" "| Network | MNIST: pixels | MNIST: last hidden layer | MNIST: network | Fashion-MNIST: pixels |"
+check "compare: linked PNGs" links_ok "$both" 4
+for f in accuracy_vs_depth accuracy_vs_params accuracy_vs_time probes; do
+    check "compare: $f.png linked" contains "$r" "(plots/$f.png)"
+done
+"$py" "$compare" "$tmp/both1" "$full" >"$tmp/out" 2>"$tmp/err"
+check "compare: one folder is a usage error" [ $? -eq 2 ]
+"$py" "$compare" "$tmp/both2" "$full" "$tmp/absent" >"$tmp/out" 2>"$tmp/err"
+code=$?
+check "compare: a missing folder is named" [ "$code" -eq 1 ]
+check "compare: a missing folder's line" contains "$tmp/err" "$tmp/absent: not a directory"
+mkdir "$tmp/cmp_nores" && cp "$full/study.json" "$tmp/cmp_nores/"
+"$py" "$compare" "$tmp/both3" "$full" "$tmp/cmp_nores" >"$tmp/out" 2>"$tmp/err"
+code=$?
+check "compare: a folder without results fails" [ "$code" -eq 1 ]
+check "compare: with one line" [ "$(wc -l <"$tmp/err")" -eq 1 ]
+check "compare: a folder without results is named" contains "$tmp/err" "cmp_nores/results.csv: missing"
+
 # --- broken folders
 mkdir "$tmp/nores" && cp "$full/study.json" "$tmp/nores/"
 expect_fail "missing results.csv" "$tmp/nores" "results\.csv.*missing"

@@ -1,4 +1,4 @@
-// ONNX export (runtime/onnx_export.h) read back by another runtime, OpenCV's DNN
+// ONNX export (runtime/predict/onnx_export.h) read back by another runtime, OpenCV's DNN
 // module (Debian's 4.6):
 //  - a network with every layer kind and activation (including those no shipped
 //    network has: avgpool, globalavgpool, tanh, sigmoid, batchnorm after dense,

@@ -1,4 +1,4 @@
-// kiln predict (runtime/predict.h, digit_image.h): MNIST test digits written out
+// kiln predict (runtime/predict/predict.h, digit_image.h): MNIST test digits written out
 // as large PNG and JPEG files, with margins, mostly dark ink on light paper, must
 // get the predictions kiln gives the original 28x28 digits; files that cannot be
 // used get one line each, naming the file, and the others are still classified.

@@ -1,4 +1,4 @@
-// Process-wide settings are an opt-in (runtime/process.h): a program that does
+// Process-wide settings are an opt-in (runtime/core/process.h): a program that does
 // not call configure_process() keeps its own Halide error handler and
 // parallel-for hook while kiln's networks run, sharded training steps included.
 #include <catch2/catch.hpp>

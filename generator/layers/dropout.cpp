@@ -4,7 +4,7 @@
 //   d_in(x, y, c, n) = keep ? d_out(x, y, c, n) / (1 - rate) : 0
 // The runtime passes a new seed every step, and the index in the whole batch of a
 // shard's first image, so that a mask does not depend on how the batch is cut into
-// shards (runtime/compiled.h); in inference out = in. The hash is the
+// shards (runtime/core/compiled.h); in inference out = in. The hash is the
 // "lowbias32" integer mixer applied coordinate by coordinate (tests/reference.cpp
 // computes the same mask).
 #include "layers/layers.h"

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "compiled.h"
-#include "train.h"
+#include "evaluate.h"
 
 namespace kiln {
 

@@ -328,7 +328,7 @@ int run(int argc, char **argv, const MpiJob &job) {
     CLI::App *check = app.add_subcommand("check", "Validate a network file and print its layer table");
     check->add_option("FILE", check_file, "A network TOML file")->required();
     bool check_json = false;
-    check->add_flag("--json", check_json, "Print the validated network as one JSON object (runtime/network_json.h)");
+    check->add_flag("--json", check_json, "Print the validated network as one JSON object (runtime/cli/network_json.h)");
 
     std::string build_file, build_schedule;
     CLI::App *build = app.add_subcommand("build", "Compile a network file into the cache (other commands do it on first use)");

@@ -29,23 +29,12 @@ constexpr uint64_t kAugmentStream = 4;
 constexpr uint64_t kDropoutStream = 5;
 // With ema, the checkpoint's optimizer state holds the trained weights under this name.
 const std::string kTrainedWeights = "trained_weights";
-constexpr int kEvalBatch = 256;
 
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
-
-// Cross-entropy of one image's scores against its label, in double.
-double cross_entropy(const float *scores, int classes, int label) {
-    double m = *std::max_element(scores, scores + classes);
-    double sum = 0;
-    for (int k = 0; k < classes; k++) sum += std::exp(double(scores[k]) - m);
-    return m + std::log(sum) - double(scores[label]);
-}
-
-int argmax(const float *scores, int classes) { return int(std::max_element(scores, scores + classes) - scores); }
 
 // The epoch's order of the training images: a Fisher-Yates shuffle seeded by
 // (seed, epoch), so a resumed run sees the same order as an uninterrupted one.
@@ -247,51 +236,6 @@ int64_t resume(const std::string &path, const model::Network &net, const model::
     return ck.epoch;
 }
 
-}  // namespace
-
-ImageSet to_image_set(const Dataset &data, const model::Network &net, const std::string &source) {
-    const model::InputSpec &in = net.input;
-    if (in.channels != 1 || data.rows != in.height || data.cols != in.width)
-        throw DataError(fmt::format("{}: error: images are {}x{} with 1 channel, but network '{}' takes {}x{} with {}",
-                                    source, data.cols, data.rows, net.name, in.width, in.height, in.channels));
-    ImageSet set;
-    set.count = data.count;
-    set.pixels.resize(data.images.size());
-    for (size_t i = 0; i < data.images.size(); i++) set.pixels[i] = float(data.images[i]) / 255.0f;
-    set.labels.resize(data.labels.size());
-    for (size_t i = 0; i < data.labels.size(); i++) {
-        if (data.labels[i] >= in.classes)
-            throw DataError(fmt::format("{}: error: label {} of image {} is not below the network's {} classes",
-                                        source, data.labels[i], i, in.classes));
-        set.labels[i] = data.labels[i];
-    }
-    return set;
-}
-
-Evaluation evaluate(const CompiledModel &model, const std::vector<float> &params, const ImageSet &data) {
-    const int classes = int(model.net().input.classes);
-    const size_t image_size = size_t(model.net().input.shape().size());
-    std::vector<float> scores(size_t(kEvalBatch) * classes);
-    Evaluation e;
-    double loss_sum = 0;
-    for (int64_t start = 0; start < data.count; start += kEvalBatch) {
-        const int n = int(std::min<int64_t>(kEvalBatch, data.count - start));
-        model.forward(params.data(), data.pixels.data() + size_t(start) * image_size, n, scores.data());
-        for (int i = 0; i < n; i++) {
-            const float *s = scores.data() + size_t(i) * classes;
-            const int label = data.labels[size_t(start + i)];
-            loss_sum += cross_entropy(s, classes, label);
-            e.correct += argmax(s, classes) == label;
-        }
-    }
-    e.count = data.count;
-    e.loss = data.count ? loss_sum / double(data.count) : 0;
-    e.accuracy = data.count ? double(e.correct) / double(data.count) : 0;
-    return e;
-}
-
-namespace {
-
 // One training run: the model, the data, the weights the optimizer moves and
 // those evaluated and saved (the same, or with [train] ema their moving average,
 // in which case the checkpoint keeps the trained ones as optimizer state).
@@ -299,7 +243,7 @@ struct Run {
     Run(const CompiledModel &compiled, const TrainOptions &options, const ImageSet &all_train, const ImageSet &test)
         : opts(options), s(options.settings), model(compiled), net(model.net()), all_train(all_train), test_set(test),
           image_size(size_t(net.input.shape().size())), classes(int(net.input.classes)),
-          writer(!opts.team || opts.team->leader()), plateau(s) {
+          writer(!opts.team || opts.team->leader()), plateau(s), bar(opts.progress && writer) {
         model.set_shards(int(s.shards));
         model.set_team(opts.team);
         run_together(opts.team, [&] { check_settings(net, s, all_train.count, opts.team); });
@@ -334,6 +278,7 @@ struct Run {
     std::unique_ptr<Optimizer> optimizer;
     Plateau plateau;  // lr_schedule = "plateau" only
     std::optional<MetricsFile> metrics;
+    ProgressBar bar;  // within each epoch, on stderr
     int64_t first_epoch = 1, step = 0, steps_per_epoch = 0;
     double epoch_lr = 0;  // plateau: the rate the last epoch trained with (the schedule has set the next)
     Clock::time_point start = Clock::now();
@@ -368,18 +313,36 @@ void begin_run(Run &run, std::ostream &log) {
     run.start = Clock::now();
 }
 
+// One pass over the training images: their order, and the figures so far.
+struct EpochTally {
+    int64_t epoch = 0, count = 0;  // training images
+    std::vector<int64_t> order;    // the shuffled order they are trained in
+    Clock::time_point start = Clock::now();
+    double loss_sum = 0;  // over the images so far
+    int64_t correct = 0;
+};
+
+EpochTally begin_epoch(const Run &run, int64_t epoch) {
+    EpochTally e;
+    e.epoch = epoch;
+    e.count = run.train_set->count;
+    e.order = epoch_order(e.count, uint64_t(run.s.seed), epoch);
+    e.start = Clock::now();
+    return e;
+}
+
 // Images order[begin ..] into the batch, augmented (drawn per seed, epoch and
 // position, so that a resumed run sees the same images); returns how many.
-int next_batch(Run &run, const std::vector<int64_t> &order, int64_t epoch, int64_t begin) {
+int next_batch(Run &run, const EpochTally &e, int64_t begin) {
     const model::TrainSettings &s = run.s;
     const model::InputSpec &in = run.net.input;
-    const int n = int(std::min<int64_t>(s.batch, run.train_set->count - begin));
+    const int n = int(std::min<int64_t>(s.batch, e.count - begin));
     for (int i = 0; i < n; i++) {
-        const size_t src = size_t(order[size_t(begin + i)]);
+        const size_t src = size_t(e.order[size_t(begin + i)]);
         const float *image = run.train_set->pixels.data() + src * run.image_size;
         float *slot = run.pixels.data() + size_t(i) * run.image_size;
         if (s.augment.enabled()) {
-            Rng rng = make_rng(uint64_t(s.seed), kAugmentStream, (uint64_t(epoch) << 32) | uint64_t(begin + i));
+            Rng rng = make_rng(uint64_t(s.seed), kAugmentStream, (uint64_t(e.epoch) << 32) | uint64_t(begin + i));
             warp_image(image, slot, int(in.width), int(in.height), int(in.channels), random_warp(s.augment, rng));
         } else {
             std::copy_n(image, run.image_size, slot);
@@ -387,6 +350,16 @@ int next_batch(Run &run, const std::vector<int64_t> &order, int64_t epoch, int64
         run.labels[size_t(i)] = run.train_set->labels[src];
     }
     return n;
+}
+
+// The compiled training step on the batch's n images: forward, loss, backward
+// into run.scores and run.grad, with this step's dropout masks. Returns the loss.
+float train_step(Run &run, const EpochTally &e, int n) {
+    const uint32_t dropout_seed = uint32_t(make_rng(uint64_t(run.s.seed), kDropoutStream, uint64_t(run.step)).next());
+    const float loss = run.model.train_step(run.trained.data(), run.pixels.data(), run.labels.data(), n,
+                                            run.scores.data(), run.grad.data(), dropout_seed);
+    if (!std::isfinite(loss)) diverged(run.net, e.epoch, loss, run.opts.team);
+    return loss;
 }
 
 // The optimizer's step with this step's rate, the batch statistics folded into
@@ -402,33 +375,21 @@ void update(Run &run) {
     run.step++;
 }
 
-// One pass over the training images: per batch, next_batch -> train_step
-// (forward, loss, backward) -> update.
-EpochMetrics train_epoch(Run &run, int64_t epoch, ProgressBar &bar) {
-    const model::TrainSettings &s = run.s;
-    const int64_t count = run.train_set->count;
-    const std::vector<int64_t> order = epoch_order(count, uint64_t(s.seed), epoch);
-    const auto epoch_start = Clock::now();
-    double loss_sum = 0;
-    int64_t correct = 0;
-    for (int64_t begin = 0; begin < count; begin += s.batch) {
-        const int n = next_batch(run, order, epoch, begin);
-        const uint32_t dropout_seed = uint32_t(make_rng(uint64_t(s.seed), kDropoutStream, uint64_t(run.step)).next());
-        const float loss = run.model.train_step(run.trained.data(), run.pixels.data(), run.labels.data(), n,
-                                                run.scores.data(), run.grad.data(), dropout_seed);
-        if (!std::isfinite(loss)) diverged(run.net, epoch, loss, run.opts.team);
-        loss_sum += double(loss) * n;
-        for (int i = 0; i < n; i++)
-            correct += argmax(run.scores.data() + size_t(i) * run.classes, run.classes) == run.labels[size_t(i)];
-        update(run);
-        bar.update(epoch, s.epochs, begin + n, count, double(begin + n) / seconds_since(epoch_start));
-    }
-    bar.clear();
+// The batch's loss and correct answers (as trained) into the epoch's, and the progress bar.
+void count_batch(Run &run, EpochTally &e, float loss, int n, int64_t done) {
+    e.loss_sum += double(loss) * n;
+    for (int i = 0; i < n; i++)
+        e.correct += argmax(run.scores.data() + size_t(i) * run.classes, run.classes) == run.labels[size_t(i)];
+    run.bar.update(e.epoch, run.s.epochs, done, e.count, double(done) / seconds_since(e.start));
+}
+
+EpochMetrics end_epoch(Run &run, const EpochTally &e) {
+    run.bar.clear();
     EpochMetrics m;
-    m.epoch = epoch;
-    m.train_loss = loss_sum / double(count);
-    m.train_accuracy = double(correct) / double(count);
-    m.images_per_s = double(count) / seconds_since(epoch_start);
+    m.epoch = e.epoch;
+    m.train_loss = e.loss_sum / double(e.count);
+    m.train_accuracy = double(e.correct) / double(e.count);
+    m.images_per_s = double(e.count) / seconds_since(e.start);
     return m;
 }
 
@@ -472,16 +433,24 @@ void save(const Run &run, int64_t epoch) {
 
 }  // namespace
 
+// llm.c's loop: per step next_batch -> train_step -> update, per epoch evaluate ->
+// log -> save, every other concern in the function named.
 TrainResult train(const CompiledModel &compiled, const TrainOptions &opts, const ImageSet &all_train,
                   const ImageSet &test_set, std::ostream &log) {
     Run run(compiled, opts, all_train, test_set);
-    begin_run(run, log);
-    ProgressBar bar(opts.progress && run.writer);
+    begin_run(run, log);  // resumed from a checkpoint, metrics.csv, the team's check
     for (int64_t epoch = run.first_epoch; epoch <= run.s.epochs; epoch++) {
-        EpochMetrics m = train_epoch(run, epoch, bar);
-        evaluate_epoch(run, m);
-        log_epoch(run, m, log);
-        save(run, epoch);
+        EpochTally tally = begin_epoch(run, epoch);  // the epoch's shuffled order
+        for (int64_t begin = 0; begin < tally.count; begin += run.s.batch) {
+            const int n = next_batch(run, tally, begin);   // images (augmented) and labels
+            const float loss = train_step(run, tally, n);  // forward, loss, backward
+            update(run);                                   // optimizer, running statistics, ema
+            count_batch(run, tally, loss, n, begin + n);   // loss, accuracy, progress bar
+        }
+        EpochMetrics m = end_epoch(run, tally);
+        evaluate_epoch(run, m);  // test and held-out images; the plateau schedule
+        log_epoch(run, m, log);  // the console and metrics.csv
+        save(run, epoch);        // checkpoint.safetensors
         run.result.history.push_back(m);
         run.result.epochs = epoch;
         if (opts.after_epoch && !opts.after_epoch(epoch)) break;

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "compiled.h"
-#include "train.h"
+#include "evaluate.h"
 
 namespace kiln {
 
