@@ -328,7 +328,7 @@ private:
         ps.batch = plan_.probe.batch;
         ps.learning_rate = plan_.probe.learning_rate;
         ps.max_features = plan_.probe.max_features;
-        ps.threads = opts_.threads > 0 ? opts_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+        ps.threads = opts_.threads > 0 ? opts_.threads : thread_count();
         const auto begin = Clock::now();
         const std::vector<ProbeResult> probes = run_probes(m.model, ck.params, train_set, test_set, ps);
         json rows = json::array();
@@ -394,7 +394,7 @@ private:
                         {"seeds", seeds},
                         {"epochs", recipe_.epochs},
                         {"recipe", recipe_json(recipe_)},
-                        {"threads", opts_.threads > 0 ? opts_.threads : int(std::thread::hardware_concurrency())},
+                        {"threads", opts_.threads > 0 ? opts_.threads : thread_count()},
                         {"machine", machine_name()},
                         {"data", {{"name", data_.name}, {"dir", opts_.data_dir}, {"class_names", data_.class_names}}},
                         {"train_images", train_count()},
