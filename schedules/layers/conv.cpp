@@ -103,14 +103,21 @@ void conv_weight_gradient_by_rows(const pipeline::LayerStages &s, const Context 
     RVar image("image"), rxo("rxo"), rxi("rxi");
     Var u("u"), lane("lane");
     Func partial = chunked_partial_sums(s.bwd.d_weight, image, u, ctx);  // (kx, ky, c, o, u)
-    Func row_lanes = partial.update().split(r[0], rxo, rxi, ctx.vector, kGuard).rfactor(rxi, lane);
+    // A row of up to two vectors is one vector of its width (28 lanes: two
+    // registers), so that no lane is masked off.
+    const int64_t width = s.layer->out.width;
+    const int lanes = width > ctx.vector && width <= 2 * ctx.vector ? int(width) : ctx.vector;
+    Func row_lanes = partial.update().split(r[0], rxo, rxi, lanes, kGuard).rfactor(rxi, lane);
     // row_lanes (kx, ky, c, o, u, lane)
     Var kx = partial.args()[0], ky = partial.args()[1], c = partial.args()[2], o = partial.args()[3];
     partial.compute_root().parallel(u);
     partial.update().reorder(rxi, kx, ky, c, o, u).parallel(u);
-    row_lanes.compute_at(partial, u).reorder_storage(lane, kx, ky, c, o, u).vectorize(lane);
+    // Stored per tap row: a row's kx accumulators are a few vectors the compiler
+    // keeps in registers over the chunk's rows (stored for the whole kernel, each
+    // update was a load and a store, 20 GFLOP/s on lenet5's first layer).
+    row_lanes.compute_at(partial, ky).reorder_storage(lane, kx, ky, c, o, u).vectorize(lane);
     row_lanes.update()
-        .reorder(lane, rxo, kx, r[1], ky, c, o, image)
+        .reorder(lane, kx, rxo, r[1], image, ky, c, o)
         .vectorize(lane)
         .unroll(rxo)
         .unroll(kx);
