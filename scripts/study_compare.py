@@ -224,8 +224,11 @@ def section_probes(plots, studies):
         pixels = [l["test"] for layers in s.probes.values() for l in layers if l["index"] == 0]
         if gaps and pixels:
             worst = min(gaps)
+            gap = -worst[0]  # how far the probe falls short of its network; negative if every probe is above
+            where = (f"is at most {100 * gap:.2f} points below its network ({worst[1]})" if gap > 0
+                     else "is at or above its network for every network")
             text.append(f"On {s.data} a linear classifier on the raw pixels gets {pct(max(pixels))} %; the last hidden "
-                        f"layer's probe is at most {pts(-worst[0])} points below its network ({worst[1]}).")
+                        f"layer's probe {where}.")
     lines += ["**What the numbers say.** " + " ".join(text), ""] if text else []
     lines += [f"![Linear probes by layer]({plots.save(fig, 'probes.png')})", ""]
     return lines
