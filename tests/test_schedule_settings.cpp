@@ -47,8 +47,9 @@ TEST_CASE("schedule settings: defaults, every key, and a round trip", "[schedule
     CHECK(s.weight_grad_chunk == 4);
     CHECK(s.dense_block == 2);
     CHECK(load_schedule_settings(write(dir, to_toml(s, "tuned\nby a test"))) == s);
-    CHECK(load_schedule_settings(write(dir, "[schedule]\nautoscheduler = \"Adams2019\"\n")).autoscheduler ==
-          "Adams2019");
+    const ScheduleSettings both = load_schedule_settings(write(dir, "[schedule]\nautoscheduler = \"Adams2019\"\n"));
+    CHECK(both.training_autoscheduler == "Adams2019");
+    CHECK(both.inference_autoscheduler == "Adams2019");
 }
 
 TEST_CASE("schedule settings: a bad file is refused with file, line and column", "[schedules][errors]") {
@@ -121,12 +122,13 @@ TEST_CASE("schedule settings: a family's section overrides [schedule] for its ta
     CHECK(file.for_family("x86-64-avx2") == avx2);
     CHECK(load_schedule_settings(path, "x86-64-avx2") == avx2);
     ScheduleSettings arm = defaults;
-    arm.autoscheduler = "Mullapudi2016";
+    arm.training_autoscheduler = arm.inference_autoscheduler = "Mullapudi2016";
     CHECK(file.for_family("arm-64") == arm);
     // "none" in a section takes back [schedule]'s autoscheduler.
     const std::string back = write(dir, "[schedule]\nautoscheduler = \"Adams2019\"\n[schedule.arm-64]\nautoscheduler = \"none\"\n");
-    CHECK(load_schedule_settings(back, "arm-64").autoscheduler.empty());
-    CHECK(load_schedule_settings(back, "x86-64").autoscheduler == "Adams2019");
+    CHECK(load_schedule_settings(back, "arm-64").training_autoscheduler.empty());
+    CHECK(load_schedule_settings(back, "arm-64").inference_autoscheduler.empty());
+    CHECK(load_schedule_settings(back, "x86-64").inference_autoscheduler == "Adams2019");
 }
 
 TEST_CASE("schedule settings: kiln tune's section is written in, the rest kept", "[schedules][targets]") {
