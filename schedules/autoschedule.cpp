@@ -1,6 +1,7 @@
 #include "schedules/autoschedule.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace kiln::schedules {
@@ -37,6 +38,10 @@ void autoschedule(const std::vector<Halide::Func> &outputs, const std::string &n
         Halide::load_plugin(plugin->path);
         loaded.push_back(name);
     }
+    // Adams2019's beam search (beam 32 by default) ran out of memory on training
+    // pipelines: lenet5's took 24 GB before the kernel killed it. Greedy (beam
+    // 1) unless HL_BEAM_SIZE asks otherwise, in the build and in kiln-tune alike.
+    if (name == "Adams2019") setenv("HL_BEAM_SIZE", "1", 0);
     Halide::Pipeline(outputs).auto_schedule(name, target, machine);
 }
 

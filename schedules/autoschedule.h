@@ -19,7 +19,8 @@ const std::vector<std::string> &autoscheduler_names();
 
 // Schedules the pipeline of `outputs` (whose inputs and outputs carry estimates)
 // by Halide's autoscheduler `name` for `target`, loading its plugin on first use
-// (a plugin registers its autoscheduler once per process).
+// (a plugin registers its autoscheduler once per process). Adams2019 searches
+// greedily (HL_BEAM_SIZE=1) unless the environment sets HL_BEAM_SIZE.
 void autoschedule(const std::vector<Halide::Func> &outputs, const std::string &name, const Halide::Target &target,
                   const Halide::MachineParams &machine = Halide::MachineParams::generic());
 
