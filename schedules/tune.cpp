@@ -500,6 +500,40 @@ void add_options(CLI::App &app, Options &o) {
     app.add_option("--json", o.json_file, "--compare: also write the figures to this file as JSON");
 }
 
+// The target to tune for, checking --autoschedulers too. Throws
+// std::invalid_argument with one line on a bad command line.
+Halide::Target checked_target(const Options &o) {
+    const Halide::Target target = tune_target(o.target_name);
+    for (const std::string &name : split_list(o.autoschedulers)) {
+        const auto &known = autoscheduler_names();
+        if (std::find(known.begin(), known.end(), name) == known.end())
+            throw std::invalid_argument("kiln-tune: error: --autoschedulers: unknown autoscheduler '" + name +
+                                        "' (known: Mullapudi2016, Adams2019, Li2018)");
+    }
+    if (target_family(target.to_string()).empty())
+        throw std::invalid_argument("kiln-tune: error: target " + target.to_string() +
+                                    " belongs to no family of settings sections");
+    return target;
+}
+
+// The batches timed. With two threads kiln cuts every batch in halves, one per
+// core with serial loops (runtime/core/compiled.cpp): then both pipelines are
+// timed as one core runs them, halves of the batches on one thread.
+struct Timed {
+    bool halves;
+    int train_batch, infer_batch;
+};
+Timed timed_batches(const Options &o) {
+    if (o.threads > 0) setenv("HL_NUM_THREADS", std::to_string(o.threads).c_str(), 1);
+    const char *env_threads = std::getenv("HL_NUM_THREADS");
+    const int used_threads = env_threads && std::atoi(env_threads) > 0
+                                 ? std::atoi(env_threads)
+                                 : int(std::max(1u, std::thread::hardware_concurrency()));
+    const bool halves = used_threads == 2 && o.batch >= 2;
+    if (halves) setenv("HL_NUM_THREADS", "1", 1);
+    return {halves, halves ? o.batch / 2 : o.batch, halves ? kInferBatch / 2 : kInferBatch};
+}
+
 int run(int argc, char **argv) {
     CLI::App app{"kiln-tune: search schedule settings for this machine and write the best"};
     Options o;
@@ -507,24 +541,12 @@ int run(int argc, char **argv) {
     CLI11_PARSE(app, argc, argv);
     Halide::Target target;
     try {
-        target = tune_target(o.target_name);
-        for (const std::string &name : split_list(o.autoschedulers)) {
-            const auto &known = autoscheduler_names();
-            if (std::find(known.begin(), known.end(), name) == known.end())
-                throw std::invalid_argument("kiln-tune: error: --autoschedulers: unknown autoscheduler '" + name +
-                                            "' (known: Mullapudi2016, Adams2019, Li2018)");
-        }
+        target = checked_target(o);
     } catch (const std::invalid_argument &e) {
         fmt::print(stderr, "{}\n", e.what());
         return 2;
     }
     const std::string family = target_family(target.to_string());
-    if (family.empty()) {
-        fmt::print(stderr, "kiln-tune: error: target {} belongs to no family of settings sections\n", target.to_string());
-        return 2;
-    }
-    if (o.threads > 0) setenv("HL_NUM_THREADS", std::to_string(o.threads).c_str(), 1);
-
     const model::Network net = model::load_network(o.network_file);
     if (o.out_file.empty()) {
         const std::string stem = o.network_file.substr(o.network_file.find_last_of('/') + 1);
@@ -532,31 +554,17 @@ int run(int argc, char **argv) {
         o.out_file = dir + "../schedules/" + stem;
     }
     const ScheduleFile file = std::ifstream(o.out_file).good() ? load_schedule_file(o.out_file, &net) : ScheduleFile{};
-
-    // Time what each core runs. With two threads kiln cuts every batch in halves,
-    // one per core with serial loops (runtime/core/compiled.cpp). Here both pipelines
-    // are timed as one core runs them.
-    const char *env_threads = std::getenv("HL_NUM_THREADS");
-    const int used_threads = o.threads > 0 ? o.threads
-                             : env_threads && std::atoi(env_threads) > 0
-                                 ? std::atoi(env_threads)
-                                 : int(std::max(1u, std::thread::hardware_concurrency()));
-    const bool halves = used_threads == 2 && o.batch >= 2;
-    const int train_batch = halves ? o.batch / 2 : o.batch, infer_batch = halves ? kInferBatch / 2 : kInferBatch;
-    if (halves) setenv("HL_NUM_THREADS", "1", 1);
-    Bench bench(net, target, train_batch, infer_batch, o.repeats);
-    const std::string timed_as =
-        halves ? fmt::format("; timed as one of the two cores runs them: halves of {} and {}, one thread", train_batch,
-                             infer_batch)
-               : std::string();
+    const Timed timed = timed_batches(o);
+    Bench bench(net, target, timed.train_batch, timed.infer_batch, o.repeats);
+    const std::string one_core = fmt::format("halves of {} and {}", timed.train_batch, timed.infer_batch);
     fmt::print("{} {} (training batch {}, inference batch {}{}) on {}\nfor target {}: section [schedule.{}] of {}\n",
-               o.compare ? "comparing schedules of" : "tuning", net.name, o.batch, kInferBatch, timed_as, cpu_name(),
-               target.to_string(), family, o.out_file);
-    if (o.compare) return compare(bench, o, file.for_family(family), halves);
-    const std::string tuned = fmt::format(
-        "Tuned by `kiln tune {}` on {} for {} (training batch {}, inference batch {}{}).\n", net.name, cpu_name(),
-        target.to_string(), o.batch, kInferBatch,
-        halves ? fmt::format(", timed on one core for halves of {} and {}", train_batch, infer_batch) : std::string());
+               o.compare ? "comparing schedules of" : "tuning", net.name, o.batch, kInferBatch,
+               timed.halves ? "; timed as one of the two cores runs them: " + one_core + ", one thread" : "",
+               cpu_name(), target.to_string(), family, o.out_file);
+    if (o.compare) return compare(bench, o, file.for_family(family), timed.halves);
+    const std::string tuned = fmt::format("Tuned by `kiln tune {}` on {} for {} (training batch {}, inference batch {}{}).\n",
+                                          net.name, cpu_name(), target.to_string(), o.batch, kInferBatch,
+                                          timed.halves ? ", timed on one core for " + one_core : "");
     return tune(bench, o, family, file, tuned);
 }
 

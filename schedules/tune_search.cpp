@@ -22,10 +22,13 @@ std::string whole_row(int64_t width, int row_vectors, int vector) { return width
 
 bool reads_input(const model::Layer &l) { return l.inputs.size() == 1 && l.inputs[0] == -1; }
 
-// The network-wide coordinates, with what each does for every layer it touches.
-std::vector<Coordinate> network_coordinates(const model::Network &net, int vector, int train_batch) {
-    std::vector<Coordinate> out;
-    const auto convs = [&](auto per_layer) {
+bool has(const model::Network &net, const char *kind) {
+    return std::any_of(net.layers.begin(), net.layers.end(), [kind](const model::Layer &l) { return l.is(kind); });
+}
+
+// The network-wide settings of conv layers, with what each does for every conv layer.
+void conv_network_coordinates(const model::Network &net, int vector, int train_batch, std::vector<Coordinate> &out) {
+    const auto convs = [&net](auto per_layer) {
         return [&net, per_layer](const ScheduleSettings &s) {
             std::string e;
             for (const model::Layer &l : net.layers)
@@ -53,7 +56,13 @@ std::vector<Coordinate> network_coordinates(const model::Network &net, int vecto
     out.push_back({"weight_grad_chunk", true, {4, 8, 16, 32, 64},
                    [](ScheduleSettings &s, int v) { s.weight_grad_chunk = v; },
                    [train_batch](const ScheduleSettings &s) { return std::to_string(std::min(s.weight_grad_chunk, train_batch)); }});
-    if (std::any_of(net.layers.begin(), net.layers.end(), [](const model::Layer &l) { return l.is("dense"); }))
+}
+
+// The network-wide coordinates, those of a kind only where the network has one.
+std::vector<Coordinate> network_coordinates(const model::Network &net, int vector, int train_batch) {
+    std::vector<Coordinate> out;
+    if (has(net, "conv")) conv_network_coordinates(net, vector, train_batch, out);
+    if (has(net, "dense"))
         out.push_back({"dense_block", true, {1, 2, 4, 8}, [](ScheduleSettings &s, int v) { s.dense_block = v; },
                        [](const ScheduleSettings &s) { return std::to_string(s.dense_block); }});
     out.push_back({"vector_lanes", false, {8, 16, 32}, [](ScheduleSettings &s, int v) { s.vector_lanes = v; },

@@ -62,8 +62,10 @@ Step train_step(const kiln::model::Network &net, const ScheduleSettings &s, cons
     pipe.compile_to_lowered_stmt(stmt, {}, Halide::Text, target);
     std::ostringstream text;
     text << std::ifstream(stmt).rdbuf();
-    // Names Halide makes unique with a running count ("d_pre$3") told apart by it alone.
-    const std::string lowered = std::regex_replace(text.str(), std::regex("\\$[0-9]+"), "$");
+    // Names Halide makes unique with running counts ("d_pre$3", "b39", "grad_1")
+    // told apart by them alone: digits within names, '$' and '_' dropped.
+    std::string lowered = std::regex_replace(text.str(), std::regex("([A-Za-z_$.])[0-9]+"), "$1");
+    lowered = std::regex_replace(lowered, std::regex("[$_]"), "");
     return {pipe.realize({int(net.param_count)}), lowered};
 }
 
