@@ -97,7 +97,7 @@ public:
             if (error) *error = c.error;
             return -1;
         }
-        return bench_.time(c);
+        return bench_.time(c, error);
     }
     Times time_both(const ScheduleSettings &s) { return {time(Pipe::training, s), time(Pipe::inference, s)}; }
 
@@ -400,7 +400,12 @@ int compare(Bench &bench, const Options &o, const ScheduleSettings &build, bool 
     for (int round = 0; round < o.rounds; round++)
         for (int k = 0; k < 2; k++)
             for (Contender &c : contenders)
-                if (c.compiled[k].ok()) keep_fastest(c.fastest[k], bench.time(c.compiled[k]));
+                if (c.compiled[k].ok()) {
+                    std::string error;
+                    const double s = bench.time(c.compiled[k], &error);
+                    if (s < 0) c.compiled[k].error = "running it: " + error;  // no more turns
+                    keep_fastest(c.fastest[k], s);
+                }
     for (int k = 0; k < 2; k++) {
         const double kiln = contenders[0].fastest[k];
         fmt::print("{:<9} (batch {:3}, fastest of {} rounds x {} calls): kiln {:8.3f} ms", pipe_name(kPipes[k]),
@@ -440,7 +445,7 @@ int tune(Bench &bench, const Options &o, const std::string &family, const Schedu
     std::string error;
     const Times start_t = {tuner.time(Pipe::training, start, &error), tuner.time(Pipe::inference, start, &error)};
     if (start_t.train_s < 0 || start_t.infer_s < 0)
-        throw std::runtime_error(o.out_file + ": error: the starting settings do not compile: " + first_line(error));
+        throw std::runtime_error(o.out_file + ": error: the starting settings do not compile or run: " + first_line(error));
     tuner.report("starting settings", tuner.figures(start_t), false);
     Times hand_t = start_t;
     if (!(hand == start)) {

@@ -40,8 +40,9 @@ public:
     // take minutes).
     const Compiled &compile(Pipe p, const ScheduleSettings &settings);
 
-    // The fastest of `repeats` calls, in seconds, after two untimed ones.
-    double time(const Compiled &c) const;
+    // The fastest of `repeats` calls, in seconds, after two untimed ones; -1 if
+    // a call fails (Halide's message in *error).
+    double time(const Compiled &c, std::string *error = nullptr) const;
 
     int batch(Pipe p) const { return p == Pipe::training ? train_batch_ : infer_batch_; }
     const model::Network &net() const { return net_; }
