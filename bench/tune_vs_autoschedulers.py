@@ -50,14 +50,16 @@ def run_compare(tuner, network, autoschedulers, args):
             log.write(f"$ {' '.join(cmd)}\n")
             log.flush()
             try:
-                proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=cap_memory,
-                                      timeout=args.timeout)
+                proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      preexec_fn=cap_memory, timeout=args.timeout)
             except subprocess.TimeoutExpired:
                 return None, f"timed out after {args.timeout} s"
-            log.write(proc.stdout)
+            log.write(proc.stdout + proc.stderr)
         print(proc.stdout, end="", flush=True)
         if proc.returncode != 0:
             why = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
+            if "std::bad_alloc" in proc.stderr:
+                why = f"out of memory (std::bad_alloc at the {args.memory_gb} GB limit), {why}"
             return None, f"{why} after {time.time() - start:.0f} s"
         return json.load(open(out.name)), None
 

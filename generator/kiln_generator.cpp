@@ -147,6 +147,8 @@ public:
         grad.dim(0).set_bounds(0, int(net.param_count));
         params.set_estimates({{0, int(net.param_count)}});
         labels.set_estimates({{0, kEstimatedBatch}});
+        seed.set_estimate(1);  // Adams2019 wants every input estimated (dropout reads the seed)
+        first_image.set_estimate(0);
         scores.set_estimates({{0, int(net.input.classes)}, {0, kEstimatedBatch}});
         grad.set_estimates({{0, int(net.param_count)}});
         schedule_pipeline(this->build(), this->schedule, net, true, {loss, scores, grad}, [&](const schedules::ScheduleSettings &s) {

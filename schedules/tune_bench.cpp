@@ -81,6 +81,8 @@ Compiled Bench::compile_training(const ScheduleSettings &s) const {
     x.dim(3).set_min(0);
     y.dim(0).set_bounds(0, batch);
     y.set_estimates({{0, kEstimatedBatch}});
+    seed.set_estimate(1);  // Adams2019 wants every input estimated (dropout reads the seed)
+    first_image.set_estimate(0);
     const int classes = int(net_.input.classes), count = int(net_.param_count);
     g.scores.set_estimates({{0, classes}, {0, kEstimatedBatch}});
     g.grad.set_estimates({{0, count}});
