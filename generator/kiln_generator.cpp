@@ -6,13 +6,16 @@
 // Generator parameters: `network` names the TOML file; `schedule` optionally names
 // a schedule settings file (schedules/settings.h), of which the pipeline takes
 // [schedule] and the section of its target's family (each variant of a
-// multi-target build its own). Where those settings name an autoscheduler, the
-// generator loads Halide's plugin and runs it on the pipeline instead of the
-// hand-written schedule, guided by the estimates below; so does Halide's own
-// auto_schedule=true (with -p and -s).
+// multi-target build its own), with the layer tables checked against the
+// network. Where those settings name an autoscheduler for the pipeline
+// (training, or inference for kiln_forward and kiln_features), the generator
+// loads Halide's plugin and runs it on the pipeline instead of the hand-written
+// schedule, guided by the estimates below (schedules/autoschedule.h); so does
+// Halide's own auto_schedule=true (with -p and -s).
 #include "Halide.h"
 #include "model/network.h"
 #include "pipeline.h"
+#include "schedules/autoschedule.h"
 #include "schedules/cpu.h"
 #include "schedules/settings.h"
 
@@ -39,39 +42,17 @@ auto or_exit(Read read, const std::string &path) {
 
 model::Network load_or_exit(const std::string &path) { return or_exit(model::load_network, path); }
 
-// The settings for `target`: the file's [schedule], its family's section on top.
-schedules::ScheduleSettings settings_or_exit(const std::string &path, const Target &target) {
+// The settings for `target`: the file's [schedule], its family's section on
+// top; its layer tables checked against `net`.
+schedules::ScheduleSettings settings_or_exit(const std::string &path, const Target &target, const model::Network &net) {
     const std::string family = schedules::target_family(target.to_string());
-    return or_exit([&](const std::string &p) { return schedules::load_schedule_settings(p, family); }, path);
+    return or_exit([&](const std::string &p) { return schedules::load_schedule_file(p, &net).for_family(family); }, path);
 }
 
 // The algorithms the settings for `target` choose (conv_algorithm), which the
 // pipeline is built with, whoever schedules it.
-layers::Algorithms algorithms(const std::string &path, const Target &target) {
-    return schedules::algorithms_for(settings_or_exit(path, target));
-}
-
-// Where the autoschedulers' plugins are (generator/CMakeLists.txt: Halide's own).
-struct Plugin {
-    const char *name, *path;
-};
-constexpr Plugin kPlugins[] = {
-    {"Mullapudi2016", KILN_PLUGIN_MULLAPUDI2016},
-    {"Adams2019", KILN_PLUGIN_ADAMS2019},
-    {"Li2018", KILN_PLUGIN_LI2018},
-};
-
-// Schedules `outputs` by Halide's autoscheduler `name` for `target`, its plugin
-// loaded on first use (a plugin registers its autoscheduler once per process).
-void autoschedule(const std::vector<Func> &outputs, const std::string &name, const Target &target,
-                  const MachineParams &machine) {
-    static std::vector<std::string> loaded;
-    if (std::find(loaded.begin(), loaded.end(), name) == loaded.end()) {
-        for (const Plugin &p : kPlugins)
-            if (name == p.name) load_plugin(p.path);
-        loaded.push_back(name);
-    }
-    Pipeline(outputs).auto_schedule(name, target, machine);
+layers::Algorithms algorithms(const std::string &path, const Target &target, const model::Network &net) {
+    return schedules::algorithms_for(settings_or_exit(path, target, net));
 }
 
 // What a generator knows of its build (GeneratorBase keeps it protected).
@@ -82,19 +63,22 @@ struct Build {
 };
 
 // Schedules a generator's pipeline: nothing if Halide's own autoscheduler runs
-// after generate(), else the autoscheduler the settings name, else the
-// hand-written schedule (`by_hand`).
+// after generate(), else the autoscheduler the settings name for it (the
+// training pipeline's or the inference pipeline's), else the hand-written
+// schedule (`by_hand`).
 template <typename ByHand>
-void schedule_pipeline(const Build &build, const std::string &file, const std::vector<Func> &outputs, ByHand by_hand) {
+void schedule_pipeline(const Build &build, const std::string &file, const model::Network &net, bool training,
+                       const std::vector<Func> &outputs, ByHand by_hand) {
     if (build.auto_schedule) return;
-    const schedules::ScheduleSettings settings = settings_or_exit(file, build.target);
-    if (!settings.autoscheduler.empty())
-        autoschedule(outputs, settings.autoscheduler, build.target, build.machine);
+    const schedules::ScheduleSettings settings = settings_or_exit(file, build.target, net);
+    const std::string &autoscheduler = training ? settings.training_autoscheduler : settings.inference_autoscheduler;
+    if (!autoscheduler.empty())
+        schedules::autoschedule(outputs, autoscheduler, build.target, build.machine);
     else
         by_hand(settings);
 }
 
-constexpr int kEstimatedBatch = 64;
+using schedules::kEstimatedBatch;
 
 // Fixes the extents a network implies, so that the compiled code knows them and
 // a caller's wrong buffer is refused.
@@ -119,14 +103,14 @@ public:
 
     void generate() {
         const model::Network net = load_or_exit(network);
-        pipeline::Graph g = pipeline::build_inference(net, params, images, algorithms(this->schedule, this->get_target()));
+        pipeline::Graph g = pipeline::build_inference(net, params, images, algorithms(this->schedule, this->get_target(), net));
         scores = g.scores;
         params.dim(0).set_bounds(0, int(net.param_count));
         params.set_estimates({{0, int(net.param_count)}});
         constrain_images(images, net);
         scores.dim(0).set_bounds(0, int(net.input.classes));
         scores.set_estimates({{0, int(net.input.classes)}, {0, kEstimatedBatch}});
-        schedule_pipeline(this->build(), this->schedule, {scores}, [&](const schedules::ScheduleSettings &s) {
+        schedule_pipeline(this->build(), this->schedule, net, false, {scores}, [&](const schedules::ScheduleSettings &s) {
             schedules::schedule_inference(g, this->get_target(), s, images.dim(3).extent());
         });
     }
@@ -151,7 +135,7 @@ public:
         const model::Network net = load_or_exit(network);
         Expr batch = images.dim(3).extent();
         pipeline::Graph g = pipeline::build_training(net, params, images, labels, {batch, seed, first_image},
-                                                     algorithms(this->schedule, this->get_target()));
+                                                     algorithms(this->schedule, this->get_target(), net));
         loss = g.loss.loss;
         scores = g.scores;
         grad = g.grad;
@@ -163,9 +147,11 @@ public:
         grad.dim(0).set_bounds(0, int(net.param_count));
         params.set_estimates({{0, int(net.param_count)}});
         labels.set_estimates({{0, kEstimatedBatch}});
+        seed.set_estimate(1);  // Adams2019 wants every input estimated (dropout reads the seed)
+        first_image.set_estimate(0);
         scores.set_estimates({{0, int(net.input.classes)}, {0, kEstimatedBatch}});
         grad.set_estimates({{0, int(net.param_count)}});
-        schedule_pipeline(this->build(), this->schedule, {loss, scores, grad}, [&](const schedules::ScheduleSettings &s) {
+        schedule_pipeline(this->build(), this->schedule, net, true, {loss, scores, grad}, [&](const schedules::ScheduleSettings &s) {
             schedules::schedule_training(g, this->get_target(), s);
         });
     }
@@ -185,7 +171,7 @@ public:
 
     void generate() {
         const model::Network net = load_or_exit(network);
-        pipeline::Graph g = pipeline::build_inference(net, params, images, algorithms(this->schedule, this->get_target()));
+        pipeline::Graph g = pipeline::build_inference(net, params, images, algorithms(this->schedule, this->get_target(), net));
         Var f("f"), n("n");
         Func all("features");  // (f, n)
         all(f, n) = undef<float>();
@@ -201,7 +187,7 @@ public:
         constrain_images(images, net);
         features.dim(0).set_bounds(0, int(model::feature_count(net)));
         features.set_estimates({{0, int(model::feature_count(net))}, {0, kEstimatedBatch}});
-        schedule_pipeline(this->build(), this->schedule, {features}, [&](const schedules::ScheduleSettings &s) {
+        schedule_pipeline(this->build(), this->schedule, net, false, {features}, [&](const schedules::ScheduleSettings &s) {
             schedules::schedule_inference(g, this->get_target(), s, Expr(), true);
             for (size_t i = 0; i < g.layers.size(); i++) all.update(int(i)).parallel(n);
         });

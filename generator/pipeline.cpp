@@ -22,6 +22,12 @@ void scatter_weight(Func &grad, const model::ParamTensor &t, const Func &d_weigh
     grad(int(t.offset) + ((r.w * C + r.z) * B + r.y) * A + r.x) = d_weight(r.x, r.y, r.z, r.w);
 }
 
+// The same copy over the flat index alone, each element's (a, b, c, o) divided out of it.
+void scatter_weight_flat(Func &grad, const model::ParamTensor &t, const Func &d_weight, int A, int B, int C, int O) {
+    RDom r(0, A * B * C * O, loop_name(t));
+    grad(int(t.offset) + r) = d_weight(r % A, (r / A) % B, (r / (A * B)) % C, r / (A * B * C));
+}
+
 // Copies a one-dimensional tensor's values (o) into its place.
 void scatter_bias(Func &grad, const model::ParamTensor &t, const Func &d_bias) {
     RDom r(0, int(t.count), loop_name(t));
@@ -29,11 +35,11 @@ void scatter_bias(Func &grad, const model::ParamTensor &t, const Func &d_bias) {
 }
 
 // The flat gradient's copy of one parameter tensor's gradient.
-void scatter(Func &grad, const model::Network &net, const layers::ParamGrad &g) {
+void scatter(Func &grad, const model::Network &net, const layers::ParamGrad &g, bool flat) {
     const model::ParamTensor &t = net.params[size_t(g.param)];
     const std::vector<int> &e = g.extents;
     if (e.size() == 4)
-        scatter_weight(grad, t, g.value, e[0], e[1], e[2], e[3]);
+        (flat ? scatter_weight_flat : scatter_weight)(grad, t, g.value, e[0], e[1], e[2], e[3]);
     else
         scatter_bias(grad, t, g.value);
 }
@@ -139,7 +145,7 @@ Graph build_training(const model::Network &net, const Func &params, const Func &
     Var i("i");
     g.grad(i) = Halide::undef(t);
     for (const LayerStages &s : g.layers)
-        for (const layers::ParamGrad &p : s.bwd.param_grads) scatter(g.grad, net, p);
+        for (const layers::ParamGrad &p : s.bwd.param_grads) scatter(g.grad, net, p, algorithms.flat_gradient_copies);
     return g;
 }
 

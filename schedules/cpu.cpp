@@ -28,7 +28,10 @@ const LayerSchedule &schedule_of(const model::Layer &l) {
 }
 
 void schedule_forward_layers(pipeline::Graph &g, const Context &ctx) {
-    for (size_t i = 0; i < g.layers.size(); i++) schedule_of(*g.layers[i].layer).forward(g, i, ctx);
+    for (size_t i = 0; i < g.layers.size(); i++) {
+        const model::Layer &l = *g.layers[i].layer;
+        schedule_of(l).forward(g, i, ctx.stage(l, Direction::forward));
+    }
 }
 
 // The flat gradient's updates copy each tensor's gradient into place: the copy

@@ -13,9 +13,10 @@
 
 namespace kiln::schedules {
 
-// The algorithms the settings choose, for building the pipelines (conv_algorithm).
+// The algorithms the settings choose, for building the pipelines: conv_algorithm,
+// and a training pipeline an autoscheduler can schedule.
 inline layers::Algorithms algorithms_for(const ScheduleSettings &settings) {
-    return {settings.conv_algorithm == "winograd"};
+    return {settings.conv_algorithm == "winograd", !settings.training_autoscheduler.empty()};
 }
 
 // `batch`, the number of images in a call where given, lets small layers run

@@ -21,9 +21,17 @@ using Halide::Var;
 
 struct Context {
     int vector;  // lanes of the pipeline's element type
-    const ScheduleSettings &settings;
+    ScheduleSettings settings;  // the network's; a stage's own in stage()'s contexts
     Expr batch;             // images in the call, where known (inference)
     bool training = false;  // dropout active
+
+    // The context of layer `l`'s stages of `direction`: its own settings for
+    // that direction (the file's layer tables) over the network's.
+    Context stage(const model::Layer &l, Direction direction) const {
+        Context c = *this;
+        c.settings = settings.for_stage(l.name, direction);
+        return c;
+    }
 };
 
 // Vectors along a dimension that indexes a tensor of exactly that size (the
@@ -103,7 +111,9 @@ void read_input_contiguous(const pipeline::LayerStages &s, Func consumer, const 
 bool copied_by_consumer(const pipeline::Graph &g, size_t i);
 
 // One kind's schedules: `forward` for layer i of the graph (it may look at the
-// layers around it), `backward` for its adjoint stages in training.
+// layers around it), given its forward stages' context; `backward` for its
+// adjoint stages in training, given the network's context, from which it takes
+// each direction's (Context::stage).
 struct LayerSchedule {
     std::string_view kind;
     void (*forward)(const pipeline::Graph &g, size_t i, const Context &ctx) = nullptr;

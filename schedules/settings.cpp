@@ -4,6 +4,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <utility>
 #include <stdexcept>
 
 #include "model/toml.h"
@@ -72,18 +73,67 @@ std::string not_a_family(const std::string &key) {
     return "unknown target family '" + key + "' in section 'schedule." + key + "'" + known;
 }
 
-// Sets in `s` the keys `table` has, checking each.
+std::string read_autoscheduler(const std::string &path, const toml::node &node, const std::string &key) {
+    const auto name = node.value<std::string>();
+    if (!name || (*name != "Mullapudi2016" && *name != "Adams2019" && *name != "Li2018" && *name != "none"))
+        fail(path, node.source(), "'" + key + "' must be \"Mullapudi2016\", \"Adams2019\", \"Li2018\" or \"none\"");
+    return *name == "none" ? "" : *name;
+}
+
+const LayerKey *find_layer_key(const std::string &key) {
+    for (const LayerKey &k : layer_keys())
+        if (key == k.key) return &k;
+    return nullptr;
+}
+
+std::string layer_key_names() {
+    std::string names;
+    for (const LayerKey &k : layer_keys()) names += std::string(names.empty() ? "" : ", ") + k.key;
+    return names;
+}
+
+// A `layer` table: layer name -> its keys (layer_keys()), merged into `layers`
+// over what an outer section set. Names are checked against the network later
+// (check_layers), when it is known.
+void read_layers(const std::string &path, const toml::node &node, std::map<std::string, LayerSettings> &layers) {
+    if (!node.is_table()) fail(path, node.source(), "'layer' must be a table: [schedule.layer.NAME] or layer.NAME = {...}");
+    for (const auto &[name, table] : *node.as_table()) {
+        const std::string layer(name.str());
+        if (!table.is_table())
+            fail(path, table.source(), "'layer." + layer + "' must be a table of that layer's settings, e.g. layer." +
+                                           layer + " = { weight_grad_chunk = 32 }");
+        LayerSettings &l = layers[layer];
+        l.line = int(table.source().begin.line);
+        l.column = int(table.source().begin.column);
+        for (const auto &[key, value] : *table.as_table()) {
+            const std::string k(key.str());
+            const LayerKey *known = find_layer_key(k);
+            if (!known)
+                fail(path, value.source(), "unknown key '" + k + "' for layer '" + layer + "' (a layer's keys: " +
+                                               layer_key_names() + ")");
+            l.values[k] = read_int(path, value, k, known->lo, known->hi);
+            l.places[k] = {int(value.source().begin.line), int(value.source().begin.column)};
+        }
+    }
+}
+
+// Sets in `s` the keys `table` has, checking each. `autoscheduler` sets both
+// pipelines' first, so that a pipeline's own key overrides it in any order.
 void apply(const std::string &path, const toml::table &table, ScheduleSettings &s, bool families_allowed) {
+    if (const toml::node *both = table.get("autoscheduler"))
+        s.training_autoscheduler = s.inference_autoscheduler = read_autoscheduler(path, *both, "autoscheduler");
     for (const auto &[key, node] : table) {
         const std::string k(key.str());
-        if (node.is_table() && families_allowed) {
+        if (k == "layer") {
+            read_layers(path, node, s.layers);
+        } else if (node.is_table() && families_allowed) {
             continue;  // a family section, read by the caller
         } else if (k == "autoscheduler") {
-            const auto name = node.value<std::string>();
-            if (!name || (*name != "Mullapudi2016" && *name != "Adams2019" && *name != "Li2018" && *name != "none"))
-                fail(path, node.source(),
-                     "'autoscheduler' must be \"Mullapudi2016\", \"Adams2019\", \"Li2018\" or \"none\"");
-            s.autoscheduler = *name == "none" ? "" : *name;
+            continue;  // above
+        } else if (k == "training_autoscheduler") {
+            s.training_autoscheduler = read_autoscheduler(path, node, k);
+        } else if (k == "inference_autoscheduler") {
+            s.inference_autoscheduler = read_autoscheduler(path, node, k);
         } else if (k == "conv_algorithm") {
             const auto name = node.value<std::string>();
             if (!name || (*name != "direct" && *name != "winograd"))
@@ -105,6 +155,10 @@ void apply(const std::string &path, const toml::table &table, ScheduleSettings &
     }
 }
 
+[[noreturn]] void fail_at(const std::string &path, int line, int column, const std::string &what) {
+    throw std::runtime_error(path + ":" + std::to_string(line) + ":" + std::to_string(column) + ": error: " + what);
+}
+
 std::vector<std::string> words(const std::string &text, char sep) {
     std::vector<std::string> out;
     std::istringstream in(text);
@@ -119,6 +173,53 @@ std::string comment_lines(const std::string &comment) {
 }
 
 }  // namespace
+
+const std::vector<LayerKey> &layer_keys() {
+    using S = ScheduleSettings;
+    static const std::vector<LayerKey> keys = {
+        {"forward_channel_block", Direction::forward, &S::conv_channel_block, 0, 16, "conv"},
+        {"forward_row_vectors", Direction::forward, &S::conv_row_vectors, 1, 4, "conv"},
+        {"input_grad_channel_block", Direction::input_grad, &S::conv_channel_block, 0, 16, "conv"},
+        {"input_grad_row_vectors", Direction::input_grad, &S::conv_row_vectors, 1, 4, "conv"},
+        {"weight_grad_chunk", Direction::weight_grad, &S::weight_grad_chunk, 1, 1024, "conv"},
+        {"weight_grad_channel_block", Direction::weight_grad, &S::conv_channel_block, 0, 16, "conv"},
+        {"input_grad_dense_block", Direction::input_grad, &S::dense_block, 1, 16, "dense"},
+        {"weight_grad_dense_block", Direction::weight_grad, &S::dense_block, 1, 16, "dense"},
+    };
+    return keys;
+}
+
+ScheduleSettings ScheduleSettings::for_stage(const std::string &layer, Direction direction) const {
+    ScheduleSettings s = *this;
+    s.layers.clear();
+    const auto it = layers.find(layer);
+    if (it == layers.end()) return s;
+    for (const auto &[key, value] : it->second.values) {
+        const LayerKey *k = find_layer_key(key);
+        if (k && k->direction == direction) s.*(k->field) = value;
+    }
+    return s;
+}
+
+void check_layers(const ScheduleSettings &s, const model::Network &net, const std::string &path) {
+    for (const auto &[name, l] : s.layers) {
+        const auto layer = std::find_if(net.layers.begin(), net.layers.end(),
+                                        [&](const model::Layer &m) { return m.name == name; });
+        if (layer == net.layers.end()) {
+            std::string names;
+            for (const model::Layer &m : net.layers) names += (names.empty() ? "" : ", ") + m.name;
+            fail_at(path, l.line, l.column, "no layer named '" + name + "' in network '" + net.name + "' (its layers: " + names + ")");
+        }
+        for (const auto &[key, value] : l.values) {
+            const LayerKey *k = find_layer_key(key);
+            if (k && layer->kind->name != k->kind) {
+                const auto &[line, column] = l.places.at(key);
+                fail_at(path, line, column, "key '" + key + "' is for " + k->kind + " layers; layer '" + name + "' is " +
+                                                std::string(layer->kind->name));
+            }
+        }
+    }
+}
 
 const std::vector<TargetFamily> &target_families() {
     static const std::vector<TargetFamily> families = [] {
@@ -143,7 +244,7 @@ std::string target_family(const std::string &halide_target) {
     return "";
 }
 
-ScheduleFile load_schedule_file(const std::string &path) {
+ScheduleFile load_schedule_file(const std::string &path, const model::Network *net) {
     ScheduleFile file;
     if (path.empty()) return file;
     toml::table root;
@@ -162,12 +263,17 @@ ScheduleFile load_schedule_file(const std::string &path) {
     for (const auto &[key, node] : t) {
         if (!node.is_table()) continue;
         const std::string family(key.str());
+        if (family == "layer") continue;
         const auto &families = family_rules();
         if (std::none_of(families.begin(), families.end(), [&](const FamilyRule &r) { return family == r.family.name; }))
             fail(path, node.source(), not_a_family(family));
         ScheduleSettings s = file.defaults;
         apply(path, *node.as_table(), s, false);
         file.families[family] = s;
+    }
+    if (net) {
+        check_layers(file.defaults, *net, path);
+        for (const auto &[family, s] : file.families) check_layers(s, *net, path);
     }
     return file;
 }
@@ -179,13 +285,26 @@ ScheduleSettings load_schedule_settings(const std::string &path, const std::stri
 std::string to_toml(const ScheduleSettings &s, const std::string &comment) {
     std::ostringstream out;
     out << comment_lines(comment) << "[schedule]\n";
-    if (!s.autoscheduler.empty()) out << "autoscheduler = \"" << s.autoscheduler << "\"\n";
+    const auto name = [](const std::string &a) { return "\"" + (a.empty() ? std::string("none") : a) + "\"\n"; };
+    if (s.training_autoscheduler == s.inference_autoscheduler && !s.training_autoscheduler.empty())
+        out << "autoscheduler = " << name(s.training_autoscheduler);
+    else if (s.training_autoscheduler != s.inference_autoscheduler)
+        out << "training_autoscheduler = " << name(s.training_autoscheduler)
+            << "inference_autoscheduler = " << name(s.inference_autoscheduler);
     if (s.conv_algorithm != "direct") out << "conv_algorithm = \"" << s.conv_algorithm << "\"\n";
     out << "vector_lanes = " << s.vector_lanes << "\n"
         << "conv_channel_block = " << s.conv_channel_block << "\n"
         << "conv_row_vectors = " << s.conv_row_vectors << "\n"
         << "weight_grad_chunk = " << s.weight_grad_chunk << "\n"
         << "dense_block = " << s.dense_block << "\n";
+    for (const auto &[layer, l] : s.layers) {
+        if (l.values.empty()) continue;
+        const bool bare = std::regex_match(layer, std::regex("[A-Za-z0-9_-]+"));  // else a quoted key
+        out << "layer." << (bare ? layer : "\"" + layer + "\"") << " = {";
+        const char *sep = " ";
+        for (const auto &[key, value] : l.values) out << std::exchange(sep, ", ") << key << " = " << value;
+        out << " }\n";
+    }
     return out.str();
 }
 

@@ -1,6 +1,7 @@
-// kiln-tune: searches the hand-written schedule's settings (schedules/settings.h) for
-// the machine it runs on, timing the real pipelines compiled in Halide's JIT, and
-// writes the winner where the build picks it up. `kiln tune NETWORK` runs it.
+// kiln-tune: searches the schedule of a network's two pipelines (the training
+// step and inference) for the machine it runs on, timing the real pipelines
+// compiled in Halide's JIT, and writes the winner where the build picks it up.
+// `kiln tune NETWORK` runs it.
 //
 // It tunes for one of the build's targets (KILN_TARGETS): by default the one the
 // compiled kiln runs here (the first this CPU supports), or --target. The
@@ -8,12 +9,26 @@
 // section of its family ([schedule.x86-64-avx2], ...); the file's other sections
 // stay as they were.
 //
-// The search is coordinate descent: one setting at a time, every candidate value
-// compiled and timed with the others fixed, the best kept. The objective is the
-// time per image of a training step at --batch plus that of inference at 256.
-// The winner is then timed again in turns with the starting settings, and
-// written only if it is faster there by more than kMargin: on a machine whose
-// speed drifts, a one-off timing picks noise.
+// The candidates, in this order, until --minutes have passed:
+//  1. the starting settings (the file's for that family);
+//  2. each of Halide's autoschedulers, run as the generator runs them
+//     (schedules/autoschedule.h). An autoscheduler schedules a whole pipeline,
+//     so it competes for the training and the inference pipeline separately;
+//  3. the hand-written schedule's settings by coordinate descent
+//     (tune_search.h): the network-wide settings, then each layer's per
+//     direction, one at a time, every value worth trying compiled and timed
+//     with the rest fixed, the best kept. A setting of a training direction
+//     alone times the training pipeline alone.
+// The objective is the time per image of a training step at --batch plus that
+// of inference at 256. Then, per pipeline, the starting settings, the best
+// hand-written settings and the best autoscheduler are timed again in turns;
+// the faster of the last two for each pipeline makes the winner, which is
+// written only if it is faster than the starting settings there by more than
+// kMargin: on a machine whose speed drifts, a one-off timing picks noise.
+//
+// --compare tunes nothing: it times the build's schedule (the file's settings)
+// and each autoscheduler's for both pipelines, in turns, and prints the ratios
+// (bench/tune_vs_autoschedulers.py runs it for every network).
 #include <malloc.h>
 
 #include <algorithm>
@@ -21,8 +36,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <functional>
-#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -34,107 +47,141 @@
 
 #include "Halide.h"
 #include "model/network.h"
-#include "pipeline.h"
-#include "schedules/cpu.h"
+#include "schedules/autoschedule.h"
 #include "schedules/settings.h"
+#include "schedules/tune_bench.h"
+#include "schedules/tune_search.h"
 
 namespace kiln::schedules {
 namespace {
 
-using Halide::Buffer;
-using Halide::ImageParam;
-
 constexpr int kInferBatch = 256;
 constexpr double kMargin = 0.02;  // the winner must be 2% faster than the starting settings
-constexpr int kFinalRounds = 3;   // turns of the starting settings and the winner at the end
+constexpr int kFinalRounds = 3;   // turns of the final candidates at the end
+constexpr Pipe kPipes[] = {Pipe::training, Pipe::inference};
 
-struct Timing {
-    double train_s = 0, infer_s = 0;  // fastest seconds per call
-    int train_batch = 0, infer_batch = 0;
-    double per_image() const { return train_s / train_batch + infer_s / infer_batch; }
+using Clock = std::chrono::steady_clock;
+
+// Fastest seconds per call of each pipeline; negative: it failed to compile.
+struct Times {
+    double train_s = 0, infer_s = 0;
+    double &of(Pipe p) { return p == Pipe::training ? train_s : infer_s; }
+    double of(Pipe p) const { return p == Pipe::training ? train_s : infer_s; }
 };
 
-// The fastest of `repeats` calls: a search compares candidates, and the minimum is
-// the figure least disturbed by whatever else the machine is doing.
-double fastest_seconds(const std::function<void()> &call, int repeats) {
-    for (int i = 0; i < 2; i++) call();
-    std::vector<double> times;
-    for (int i = 0; i < repeats; i++) {
-        const auto start = std::chrono::steady_clock::now();
-        call();
-        times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    }
-    return *std::min_element(times.begin(), times.end());
+// The first line of a (Halide) error message, for one-line reports.
+std::string first_line(const std::string &text) {
+    std::string line = text.substr(0, text.find('\n'));
+    return line.size() > 200 ? line.substr(0, 200) + "..." : line;
 }
 
-// Both pipelines of `net` under `settings`, compiled in the JIT and timed.
-class Bench {
+// Times candidates on the bench within the time budget, and reports progress.
+class Tuner {
 public:
-    Bench(const model::Network &net, const Halide::Target &target, int batch, int infer_batch, int repeats)
-        : net_(net), target_(target), batch_(batch), infer_batch_(infer_batch), repeats_(repeats) {
-        std::mt19937 gen(1);
-        std::uniform_real_distribution<float> uniform(-0.05f, 0.05f);
-        params_ = Buffer<float>(int(net.param_count));
-        params_.for_each_value([&](float &v) { v = uniform(gen); });
-        const model::InputSpec &in = net.input;
-        train_images_ = Buffer<float>(int(in.width), int(in.height), int(in.channels), batch);
-        infer_images_ = Buffer<float>(int(in.width), int(in.height), int(in.channels), infer_batch);
-        train_images_.for_each_value([&](float &v) { v = 0.5f + uniform(gen) * 10; });
-        infer_images_.for_each_value([&](float &v) { v = 0.5f + uniform(gen) * 10; });
-        labels_ = Buffer<int32_t>(batch);
-        for (int n = 0; n < batch; n++) labels_(n) = n % int(in.classes);
-    }
+    Tuner(Bench &bench, double minutes, int candidates)
+        : bench_(bench), start_(Clock::now()), deadline_(start_ + std::chrono::duration_cast<Clock::duration>(
+                                                                      std::chrono::duration<double>(minutes * 60))),
+          total_(candidates) {}
 
-    Timing time(const ScheduleSettings &settings) {
-        const Halide::Target &target = target_;
-        Timing t;
-        t.train_batch = batch_;
-        t.infer_batch = infer_batch_;
-        {
-            ImageParam p(Halide::Float(32), 1, "params"), x(Halide::Float(32), 4, "images"), y(Halide::Int(32), 1, "labels");
-            Halide::Param<uint32_t> seed("seed");
-            Halide::Param<int32_t> first_image("first_image");
-            pipeline::Graph g = pipeline::build_training(net_, p, x, y, {x.dim(3).extent(), seed, first_image},
-                                                                 algorithms_for(settings));
-            schedule_training(g, target, settings);
-            Halide::Pipeline train({g.loss.loss, g.scores, g.grad});
-            train.compile_jit(target);
-            Buffer<float> loss = Buffer<float>::make_scalar(), scores(int(net_.input.classes), batch_),
-                          grad(int(net_.param_count));
-            p.set(params_);
-            x.set(train_images_);
-            y.set(labels_);
-            seed.set(1);
-            first_image.set(0);
-            t.train_s = fastest_seconds([&] { train.realize({loss, scores, grad}); }, repeats_);
-        }
-        {
-            ImageParam p(Halide::Float(32), 1, "params"), x(Halide::Float(32), 4, "images");
-            pipeline::Graph g = pipeline::build_inference(net_, p, x, algorithms_for(settings));
-            schedule_inference(g, target, settings, x.dim(3).extent());
-            Halide::Pipeline infer(g.scores);
-            infer.compile_jit(target);
-            Buffer<float> scores(int(net_.input.classes), infer_batch_);
-            p.set(params_);
-            x.set(infer_images_);
-            t.infer_s = fastest_seconds([&] { infer.realize(scores); }, repeats_);
-        }
-        return t;
+    double per_image(const Times &t) const {
+        return t.train_s / bench_.batch(Pipe::training) + t.infer_s / bench_.batch(Pipe::inference);
     }
+    bool out_of_time() const { return Clock::now() > deadline_; }
+    void next() { done_++; }
+
+    // Seconds per call of pipeline p under s; negative if it does not compile
+    // (the error in *error).
+    double time(Pipe p, const ScheduleSettings &s, std::string *error = nullptr) {
+        const Compiled &c = bench_.compile(p, s);
+        if (!c.ok()) {
+            if (error) *error = c.error;
+            return -1;
+        }
+        return bench_.time(c, error);
+    }
+    Times time_both(const ScheduleSettings &s) { return {time(Pipe::training, s), time(Pipe::inference, s)}; }
+
+    // "[k/N] m:ss what  figures  (best so far)"
+    void report(const std::string &what, const std::string &figures, bool best) const {
+        const int elapsed = int(std::chrono::duration<double>(Clock::now() - start_).count());
+        fmt::print("[{:3}/{}] {:2}:{:02} {:<40} {}{}\n", done_, total_, elapsed / 60, elapsed % 60, what, figures,
+                   best ? "  (best so far)" : "");
+        std::fflush(stdout);
+    }
+    std::string figures(const Times &t) const {
+        return fmt::format("train {:8.3f} ms  infer {:8.3f} ms -> {:7.2f} us/image", t.train_s * 1e3, t.infer_s * 1e3,
+                           per_image(t) * 1e6);
+    }
+    int done() const { return done_; }
 
 private:
-    const model::Network &net_;
-    const Halide::Target target_;
-    int batch_, infer_batch_, repeats_;
-    Buffer<float> params_, train_images_, infer_images_;
-    Buffer<int32_t> labels_;
+    Bench &bench_;
+    Clock::time_point start_, deadline_;
+    int total_, done_ = 0;
 };
 
-struct Knob {
-    const char *name;
-    int ScheduleSettings::*field;
-    std::vector<int> values;
+// The best autoscheduler found for a pipeline ("" none that compiled).
+struct AutoBest {
+    std::string name;
+    double seconds = -1;
 };
+
+// Each autoscheduler on each pipeline of `hand` (whose conv_algorithm they
+// keep: the same pipeline), within the budget; the fastest per pipeline.
+std::vector<AutoBest> try_autoschedulers(Tuner &tuner, const ScheduleSettings &hand, const Times &hand_t,
+                                         const std::vector<std::string> &names) {
+    std::vector<AutoBest> best(2);
+    for (const std::string &name : names)
+        for (Pipe p : kPipes) {
+            tuner.next();
+            if (tuner.out_of_time()) return best;
+            ScheduleSettings trial = hand;
+            (p == Pipe::training ? trial.training_autoscheduler : trial.inference_autoscheduler) = name;
+            std::string error;
+            const auto start = Clock::now();
+            const double s = tuner.time(p, trial, &error);
+            const double took = std::chrono::duration<double>(Clock::now() - start).count();
+            AutoBest &b = best[p == Pipe::training ? 0 : 1];
+            const bool better = s > 0 && (b.seconds < 0 || s < b.seconds);
+            if (better) b = {name, s};
+            const std::string what = fmt::format("{} ({})", name, pipe_name(p));
+            if (s < 0)
+                tuner.report(what, "failed: " + first_line(error), false);
+            else
+                tuner.report(what, fmt::format("{} {:8.3f} ms (hand-written {:.3f} ms; scheduled and compiled in {:.0f} s)",
+                                               pipe_name(p), s * 1e3, hand_t.of(p) * 1e3, took),
+                             s < hand_t.of(p) && better);
+        }
+    return best;
+}
+
+// Coordinate descent from `best` (timed `best_t`) over `coordinates`, within
+// the budget: each value compiled and timed with the rest fixed, the best kept.
+void descend(Tuner &tuner, const std::vector<Coordinate> &coordinates, ScheduleSettings &best, Times &best_t) {
+    for (const Coordinate &c : coordinates)
+        for (int value : c.values) {
+            tuner.next();
+            if (tuner.out_of_time()) return;
+            ScheduleSettings trial = best;
+            c.set(trial, value);
+            if (c.effect(trial) == c.effect(best)) continue;  // the same schedule as the best's
+            Times t = best_t;
+            std::string error;
+            t.train_s = tuner.time(Pipe::training, trial, &error);
+            if (!c.training_only && t.train_s > 0) t.infer_s = tuner.time(Pipe::inference, trial, &error);
+            const std::string what = c.name + " = " + c.label(value);
+            if (t.train_s < 0 || t.infer_s < 0) {
+                tuner.report(what, "failed: " + first_line(error), false);
+                continue;
+            }
+            const bool better = tuner.per_image(t) < tuner.per_image(best_t);
+            tuner.report(what, tuner.figures(t), better);
+            if (better) {
+                best = trial;
+                best_t = t;
+            }
+        }
+}
 
 std::string cpu_name() {
     std::ifstream in("/proc/cpuinfo");
@@ -223,159 +270,331 @@ void write_section(const std::string &out_file, const std::string &family, const
     std::rename(tmp.c_str(), out_file.c_str());
 }
 
+void keep_fastest(double &fastest, double seconds) {
+    if (seconds > 0 && (fastest < 0 || seconds < fastest)) fastest = seconds;
+}
+
+void set_autoscheduler(ScheduleSettings &s, Pipe p, const std::string &name) {
+    (p == Pipe::training ? s.training_autoscheduler : s.inference_autoscheduler) = name;
+}
+
+// The final choice, timed side by side.
+struct Final {
+    ScheduleSettings winner;
+    Times winner_t, start_t;
+};
+
+// Per pipeline, the starting settings, the best hand-written ones and the best
+// autoscheduler's schedule in turns, each's fastest: the winner is `hand` with
+// the autoschedulers that beat it.
+Final side_by_side(Tuner &tuner, const ScheduleSettings &start, const ScheduleSettings &hand,
+                   const std::vector<AutoBest> &autos) {
+    Final f{hand, {}, {}};
+    fmt::print("timing the starting settings, the best hand-written ones and the best autoscheduler in turns "
+               "({} rounds)\n", kFinalRounds);
+    for (Pipe p : kPipes) {
+        const AutoBest &a = autos[p == Pipe::training ? 0 : 1];
+        ScheduleSettings by_auto = hand;
+        set_autoscheduler(by_auto, p, a.name);
+        double start_s = -1, hand_s = -1, auto_s = -1;
+        for (int round = 0; round < kFinalRounds; round++) {
+            keep_fastest(start_s, tuner.time(p, start));
+            keep_fastest(hand_s, tuner.time(p, hand));
+            if (!a.name.empty()) keep_fastest(auto_s, tuner.time(p, by_auto));
+        }
+        const bool auto_wins = auto_s > 0 && auto_s < hand_s;
+        if (auto_wins) set_autoscheduler(f.winner, p, a.name);
+        f.winner_t.of(p) = auto_wins ? auto_s : hand_s;
+        f.start_t.of(p) = start_s;
+        fmt::print("  {:<9}: starting settings {:8.3f} ms, hand-written {:8.3f} ms, {} -> {}\n", pipe_name(p),
+                   start_s * 1e3, hand_s * 1e3,
+                   a.name.empty() ? std::string("no autoscheduler") : fmt::format("{} {:8.3f} ms", a.name, auto_s * 1e3),
+                   auto_wins ? a.name : std::string("hand-written"));
+    }
+    return f;
+}
+
+struct Options {
+    std::string network_file, out_file, target_name, json_file;
+    std::string autoschedulers = "Mullapudi2016,Adams2019,Li2018";
+    int batch = 64, repeats = 15, threads = 0, rounds = 3;
+    double minutes = 10;
+    bool compare = false;
+};
+
+std::vector<std::string> split_list(const std::string &list) {
+    std::vector<std::string> out;
+    std::istringstream in(list);
+    for (std::string w; std::getline(in, w, ',');)
+        if (!w.empty()) out.push_back(w);
+    return out;
+}
+
+// A string as a JSON string literal.
+std::string json_string(const std::string &s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (static_cast<unsigned char>(c) >= 0x20) out += c;
+    }
+    return out + "\"";
+}
+
+// One candidate of --compare: a name and the settings that schedule both pipelines.
+struct Contender {
+    std::string name;
+    ScheduleSettings settings;
+    Compiled compiled[2];
+    double fastest[2] = {-1, -1};
+};
+
+// Compiles every contender's pipelines, reporting each; the bench caches them.
+void compile_contenders(Bench &bench, std::vector<Contender> &contenders) {
+    for (Contender &c : contenders)
+        for (Pipe p : kPipes) {
+            Compiled &out = c.compiled[p == Pipe::training ? 0 : 1];
+            out = bench.compile(p, c.settings);
+            if (out.ok())
+                fmt::print("{:<14} {:<9} scheduled and compiled in {:6.1f} s\n", c.name, pipe_name(p), out.compile_s);
+            else
+                fmt::print("{:<14} {:<9} FAILED: {}\n", c.name, pipe_name(p), first_line(out.error));
+            std::fflush(stdout);
+        }
+}
+
+// The contenders' figures as JSON, for bench/tune_vs_autoschedulers.py.
+void write_compare_json(const std::string &path, const Bench &bench, const std::string &network, bool halves,
+                        const std::vector<Contender> &contenders) {
+    std::ofstream out(path);
+    out << "{\"network\": " << json_string(network) << ", \"target\": " << json_string(bench.target().to_string())
+        << ", \"train_batch\": " << bench.batch(Pipe::training) << ", \"infer_batch\": " << bench.batch(Pipe::inference)
+        << ", \"one_core_halves\": " << (halves ? "true" : "false") << ", \"schedules\": {";
+    for (size_t i = 0; i < contenders.size(); i++) {
+        const Contender &c = contenders[i];
+        out << (i ? ", " : "") << json_string(c.name) << ": {";
+        for (int k = 0; k < 2; k++) {
+            out << (k ? ", " : "") << json_string(pipe_name(kPipes[k])) << ": ";
+            if (c.compiled[k].ok())
+                out << "{\"ms\": " << c.fastest[k] * 1e3 << ", \"compile_s\": " << c.compiled[k].compile_s << "}";
+            else
+                out << "{\"error\": " << json_string(first_line(c.compiled[k].error)) << "}";
+        }
+        out << "}";
+    }
+    out << "}}\n";
+    if (!out.good()) throw std::runtime_error(path + ": error: cannot write");
+}
+
+// --compare: the build's schedule and each autoscheduler's, both pipelines,
+// timed in turns (`rounds` of them, each's fastest), and the ratios.
+int compare(Bench &bench, const Options &o, const ScheduleSettings &build, bool halves) {
+    std::vector<Contender> contenders = {{"kiln", build, {}, {-1, -1}}};
+    for (const std::string &name : split_list(o.autoschedulers)) {
+        ScheduleSettings s = build;  // the same pipeline (conv_algorithm), scheduled by `name`
+        s.training_autoscheduler = s.inference_autoscheduler = name;
+        contenders.push_back({name, s, {}, {-1, -1}});
+    }
+    compile_contenders(bench, contenders);
+    for (int round = 0; round < o.rounds; round++)
+        for (int k = 0; k < 2; k++)
+            for (Contender &c : contenders)
+                if (c.compiled[k].ok()) {
+                    std::string error;
+                    const double s = bench.time(c.compiled[k], &error);
+                    if (s < 0) c.compiled[k].error = "running it: " + error;  // no more turns
+                    keep_fastest(c.fastest[k], s);
+                }
+    for (int k = 0; k < 2; k++) {
+        const double kiln = contenders[0].fastest[k];
+        fmt::print("{:<9} (batch {:3}, fastest of {} rounds x {} calls): kiln {:8.3f} ms", pipe_name(kPipes[k]),
+                   bench.batch(kPipes[k]), o.rounds, o.repeats, kiln * 1e3);
+        for (size_t i = 1; i < contenders.size(); i++) {
+            const Contender &c = contenders[i];
+            if (c.compiled[k].ok() && kiln > 0)
+                fmt::print(" | {} {:8.3f} ms ({:.2f}x)", c.name, c.fastest[k] * 1e3, c.fastest[k] / kiln);
+            else
+                fmt::print(" | {} failed", c.name);
+        }
+        fmt::print("\n");
+    }
+    if (!o.json_file.empty()) write_compare_json(o.json_file, bench, bench.net().name, halves, contenders);
+    return 0;
+}
+
+// How many candidates the search may time (the progress lines' N).
+int candidate_count(const std::vector<Coordinate> &coordinates, size_t autoschedulers, bool start_autoscheduled) {
+    int n = 1 + (start_autoscheduled ? 1 : 0) + 2 * int(autoschedulers);
+    for (const Coordinate &c : coordinates) n += int(c.values.size());
+    return n;
+}
+
+// The search from the file's settings for `family`, the side-by-side check, and
+// the winner written as that family's section. `tuned` heads its comment.
+int tune(Bench &bench, const Options &o, const std::string &family, const ScheduleFile &file, const std::string &tuned) {
+    const ScheduleSettings start = file.for_family(family);
+    ScheduleSettings hand = start;
+    hand.training_autoscheduler = hand.inference_autoscheduler = "";
+    const std::vector<std::string> names = split_list(o.autoschedulers);
+    const std::vector<Coordinate> coordinates = search_coordinates(
+        bench.net(), bench.target().natural_vector_size(Halide::Float(32)), bench.batch(Pipe::training));
+    Tuner tuner(bench, o.minutes, candidate_count(coordinates, names.size(), !(hand == start)));
+
+    tuner.next();
+    std::string error;
+    const Times start_t = {tuner.time(Pipe::training, start, &error), tuner.time(Pipe::inference, start, &error)};
+    if (start_t.train_s < 0 || start_t.infer_s < 0)
+        throw std::runtime_error(o.out_file + ": error: the starting settings do not compile or run: " + first_line(error));
+    tuner.report("starting settings", tuner.figures(start_t), false);
+    Times hand_t = start_t;
+    if (!(hand == start)) {
+        tuner.next();
+        hand_t = tuner.time_both(hand);
+        tuner.report("the hand-written schedule", tuner.figures(hand_t), false);
+    }
+    const std::vector<AutoBest> autos = try_autoschedulers(tuner, hand, hand_t, names);
+    if (hand_t.train_s > 0 && hand_t.infer_s > 0) descend(tuner, coordinates, hand, hand_t);
+    if (tuner.out_of_time())
+        fmt::print("the time budget ({} min) ran out after {} candidates\n", o.minutes, tuner.done() - 1);
+
+    const Final f = side_by_side(tuner, start, hand, autos);
+    const bool faster = tuner.per_image(f.winner_t) <= (1 - kMargin) * tuner.per_image(f.start_t);
+    const std::string before = fmt::format("training step {:.3f} ms, inference {:.3f} ms", f.start_t.train_s * 1e3,
+                                           f.start_t.infer_s * 1e3);
+    if (f.winner == start || !faster) {
+        if (!(f.winner == start))
+            fmt::print("the best found ({:.2f} us/image) is not {:.0f}% faster than the starting settings ({:.2f}) "
+                       "timed side by side: keeping the starting settings\n",
+                       tuner.per_image(f.winner_t) * 1e6, kMargin * 100, tuner.per_image(f.start_t) * 1e6);
+        fmt::print("no faster settings found ({}): ", before);
+        if (file.families.count(family)) {
+            fmt::print("[schedule.{}] of {} left as it was\n", family, o.out_file);
+        } else {  // the starting settings are this family's: written down, [schedule] no longer decides them
+            write_section(o.out_file, family, start, tuned + "No faster settings than these: " + before + ".");
+            fmt::print("wrote them as [schedule.{}] of {}\n", family, o.out_file);
+        }
+        return 0;
+    }
+    const std::string summary = tuned + fmt::format("Before: {}; after: {:.3f} ms, {:.3f} ms.", before,
+                                                    f.winner_t.train_s * 1e3, f.winner_t.infer_s * 1e3);
+    write_section(o.out_file, family, f.winner, summary);
+    fmt::print("{}\nwrote [schedule.{}] of {}: rebuild (scripts/build.sh) to use it\n", summary, family, o.out_file);
+    fmt::print("training images/s {:.0f} -> {:.0f}; inference images/s {:.0f} -> {:.0f}\n",
+               bench.batch(Pipe::training) / f.start_t.train_s, bench.batch(Pipe::training) / f.winner_t.train_s,
+               bench.batch(Pipe::inference) / f.start_t.infer_s, bench.batch(Pipe::inference) / f.winner_t.infer_s);
+    return 0;
+}
+
+void add_options(CLI::App &app, Options &o) {
+    app.add_option("NETWORK_TOML", o.network_file, "The network file")->required()->check(CLI::ExistingFile);
+    app.add_option("--out", o.out_file, "Where to write the settings (default: schedules/<stem>.toml beside networks/)");
+    app.add_option("--batch", o.batch, "Training batch to tune for")->check(CLI::Range(1, 4096))->capture_default_str();
+    app.add_option("--repeats", o.repeats, "Timed repetitions per candidate")->check(CLI::Range(1, 1000))->capture_default_str();
+    app.add_option("--threads", o.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+    app.add_option("--target", o.target_name,
+                   "Halide target to tune for, one of the build's (default: the one kiln runs on this CPU)");
+    app.add_option("--minutes", o.minutes, "Time budget of the search (the final side-by-side check follows)")
+        ->check(CLI::Range(0.0, 10000.0))
+        ->capture_default_str();
+    app.add_option("--autoschedulers", o.autoschedulers, "Halide autoschedulers to try, comma-separated (\"\": none)")
+        ->capture_default_str();
+    app.add_flag("--compare", o.compare,
+                 "Tune nothing: time the file's schedule and each autoscheduler's side by side, and print the ratios");
+    app.add_option("--rounds", o.rounds, "--compare: turns of every schedule")->check(CLI::Range(1, 100))->capture_default_str();
+    app.add_option("--json", o.json_file, "--compare: also write the figures to this file as JSON");
+}
+
+// The target to tune for, checking --autoschedulers too. Throws
+// std::invalid_argument with one line on a bad command line.
+Halide::Target checked_target(const Options &o) {
+    const Halide::Target target = tune_target(o.target_name);
+    for (const std::string &name : split_list(o.autoschedulers)) {
+        const auto &known = autoscheduler_names();
+        if (std::find(known.begin(), known.end(), name) == known.end())
+            throw std::invalid_argument("kiln-tune: error: --autoschedulers: unknown autoscheduler '" + name +
+                                        "' (known: Mullapudi2016, Adams2019, Li2018)");
+    }
+    if (target_family(target.to_string()).empty())
+        throw std::invalid_argument("kiln-tune: error: target " + target.to_string() +
+                                    " belongs to no family of settings sections");
+    return target;
+}
+
+// The batches timed. With two threads kiln cuts every batch in halves, one per
+// core with serial loops (runtime/core/compiled.cpp): then both pipelines are
+// timed as one core runs them, halves of the batches on one thread.
+struct Timed {
+    bool halves;
+    int train_batch, infer_batch;
+};
+Timed timed_batches(const Options &o) {
+    if (o.threads > 0) setenv("HL_NUM_THREADS", std::to_string(o.threads).c_str(), 1);
+    const char *env_threads = std::getenv("HL_NUM_THREADS");
+    const int used_threads = env_threads && std::atoi(env_threads) > 0
+                                 ? std::atoi(env_threads)
+                                 : int(std::max(1u, std::thread::hardware_concurrency()));
+    const bool halves = used_threads == 2 && o.batch >= 2;
+    if (halves) setenv("HL_NUM_THREADS", "1", 1);
+    return {halves, halves ? o.batch / 2 : o.batch, halves ? kInferBatch / 2 : kInferBatch};
+}
+
 int run(int argc, char **argv) {
     CLI::App app{"kiln-tune: search schedule settings for this machine and write the best"};
-    std::string network_file, out_file, target_name;
-    int batch = 64, repeats = 15, threads = 0;
-    app.add_option("NETWORK_TOML", network_file, "The network file")->required()->check(CLI::ExistingFile);
-    app.add_option("--out", out_file, "Where to write the settings (default: schedules/<stem>.toml beside networks/)");
-    app.add_option("--batch", batch, "Training batch to tune for")->check(CLI::Range(1, 4096))->capture_default_str();
-    app.add_option("--repeats", repeats, "Timed repetitions per candidate")->check(CLI::Range(1, 1000))->capture_default_str();
-    app.add_option("--threads", threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
-    app.add_option("--target", target_name,
-                   "Halide target to tune for, one of the build's (default: the one kiln runs on this CPU)");
+    Options o;
+    add_options(app, o);
     CLI11_PARSE(app, argc, argv);
     Halide::Target target;
     try {
-        target = tune_target(target_name);
+        target = checked_target(o);
     } catch (const std::invalid_argument &e) {
         fmt::print(stderr, "{}\n", e.what());
         return 2;
     }
     const std::string family = target_family(target.to_string());
-    if (family.empty()) {
-        fmt::print(stderr, "kiln-tune: error: target {} belongs to no family of settings sections\n", target.to_string());
-        return 2;
+    const model::Network net = model::load_network(o.network_file);
+    if (o.out_file.empty()) {
+        const std::string stem = o.network_file.substr(o.network_file.find_last_of('/') + 1);
+        const std::string dir = o.network_file.substr(0, o.network_file.find_last_of('/') + 1);
+        o.out_file = dir + "../schedules/" + stem;
     }
-    if (threads > 0) setenv("HL_NUM_THREADS", std::to_string(threads).c_str(), 1);
-
-    const model::Network net = model::load_network(network_file);
-    if (out_file.empty()) {
-        const std::string stem = network_file.substr(network_file.find_last_of('/') + 1);
-        const std::string dir = network_file.substr(0, network_file.find_last_of('/') + 1);
-        out_file = dir + "../schedules/" + stem;
-    }
-    const bool exists = std::ifstream(out_file).good();
-    const ScheduleFile file = exists ? load_schedule_file(out_file) : ScheduleFile{};
-    const bool had_section = file.families.count(family) > 0;
-    ScheduleSettings best = file.for_family(family);
-    if (!best.autoscheduler.empty()) {
-        fmt::print(stderr, "{}: error: targets of family {} use the {} autoscheduler; set autoscheduler = \"none\" "
-                           "in [schedule.{}] to tune the hand-written schedule\n", out_file, family, best.autoscheduler,
-                   family);
-        return 1;
-    }
-
-    const std::vector<Knob> knobs = {
-        {"conv_channel_block", &ScheduleSettings::conv_channel_block, {1, 2, 3, 4, 6, 8}},
-        {"conv_row_vectors", &ScheduleSettings::conv_row_vectors, {1, 2, 3}},
-        {"weight_grad_chunk", &ScheduleSettings::weight_grad_chunk, {4, 8, 16, 32, 64}},
-        {"dense_block", &ScheduleSettings::dense_block, {1, 2, 4, 8}},
-        {"vector_lanes", &ScheduleSettings::vector_lanes, {8, 16, 32}},
-    };
-    int candidates = 1;
-    for (const Knob &k : knobs) candidates += int(k.values.size());
-
-    // Time what each core runs. With two threads kiln cuts every batch in halves,
-    // one per core with serial loops (runtime/core/compiled.cpp). Here both pipelines
-    // are timed as one core runs them.
-    const char *env_threads = std::getenv("HL_NUM_THREADS");
-    const int used_threads = threads > 0 ? threads
-                             : env_threads && std::atoi(env_threads) > 0
-                                 ? std::atoi(env_threads)
-                                 : int(std::max(1u, std::thread::hardware_concurrency()));
-    const bool halves = used_threads == 2 && batch >= 2;
-    const int train_batch = halves ? batch / 2 : batch, infer_batch = halves ? kInferBatch / 2 : kInferBatch;
-    if (halves) setenv("HL_NUM_THREADS", "1", 1);
-    Bench bench(net, target, train_batch, infer_batch, repeats);
-    fmt::print("tuning {} (training batch {}, inference batch {}{}) on {}\nfor target {}: section [schedule.{}] of {}\n",
-               net.name, batch, kInferBatch,
-               halves ? fmt::format("; timed as one of the two cores runs them: halves of {} and {}, one thread",
-                                    train_batch, infer_batch)
-                      : std::string(),
-               cpu_name(), target.to_string(), family, out_file);
-    const ScheduleSettings start = best;
-    const Timing before = bench.time(best);
-    Timing best_time = before;
-    int done = 1;
-    auto report = [&](const std::string &what, const Timing &t) {
-        fmt::print("[{:2}/{}] {:<24} train {:7.3f} ms  infer {:7.3f} ms  -> {:6.2f} us/image{}\n", done, candidates,
-                   what, t.train_s * 1e3, t.infer_s * 1e3, t.per_image() * 1e6,
-                   t.per_image() < best_time.per_image() ? "  (best so far)" : "");
-        std::fflush(stdout);
-    };
-    report("current settings", before);
-    for (const Knob &k : knobs) {
-        for (int value : k.values) {
-            done++;
-            if (value == best.*k.field) continue;
-            ScheduleSettings trial = best;
-            trial.*k.field = value;
-            const Timing t = bench.time(trial);
-            report(fmt::format("{} = {}", k.name, value), t);
-            if (t.per_image() < best_time.per_image()) {
-                best = trial;
-                best_time = t;
-            }
-        }
-    }
-
-    // Side by side: the starting settings and the winner in turns, each's fastest.
-    Timing before_again = before, best_again = best_time;
-    if (!(best == start)) {
-        fmt::print("timing the starting settings and the best in turns ({} rounds)\n", kFinalRounds);
-        for (int round = 0; round < kFinalRounds; round++) {
-            const Timing b = bench.time(start), w = bench.time(best);
-            if (round == 0 || b.per_image() < before_again.per_image()) before_again = b;
-            if (round == 0 || w.per_image() < best_again.per_image()) best_again = w;
-        }
-        if (best_again.per_image() > (1 - kMargin) * before_again.per_image()) {
-            fmt::print("the best found ({:.2f} us/image) is not {:.0f}% faster than the starting settings ({:.2f}) "
-                       "timed side by side: keeping the starting settings\n",
-                       best_again.per_image() * 1e6, kMargin * 100, before_again.per_image() * 1e6);
-            best = start;
-            best_again = before_again;
-        }
-    }
-    const Timing &before_final = before_again, &best_final = best_again;
-    const std::string tuned = fmt::format(
-        "Tuned by `kiln tune {}` on {} for {} (training batch {}, inference batch {}{}).\n", net.name, cpu_name(),
-        target.to_string(), batch, kInferBatch,
-        halves ? fmt::format(", timed on one core for halves of {} and {}", train_batch, infer_batch) : std::string());
-    if (best == start) {
-        fmt::print("no faster settings found (training step {:.3f} ms, inference {:.3f} ms): ",
-                   before_final.train_s * 1e3, before_final.infer_s * 1e3);
-        if (had_section) {
-            fmt::print("[schedule.{}] of {} left as it was\n", family, out_file);
-        } else {  // the starting settings are this family's: written down, [schedule] no longer decides them
-            write_section(out_file, family, best,
-                          tuned + fmt::format("No faster settings than these: training step {:.3f} ms, inference "
-                                              "{:.3f} ms.", before_final.train_s * 1e3, before_final.infer_s * 1e3));
-            fmt::print("wrote them as [schedule.{}] of {}\n", family, out_file);
-        }
-        return 0;
-    }
-
-    const std::string summary =
-        tuned + fmt::format("Before: training step {:.3f} ms, inference {:.3f} ms; after: {:.3f} ms, {:.3f} ms.",
-                            before_final.train_s * 1e3, before_final.infer_s * 1e3, best_final.train_s * 1e3,
-                            best_final.infer_s * 1e3);
-    write_section(out_file, family, best, summary);
-    fmt::print("{}\nwrote [schedule.{}] of {}: rebuild (scripts/build.sh) to use it\n", summary, family, out_file);
-    fmt::print("training images/s {:.0f} -> {:.0f}; inference images/s {:.0f} -> {:.0f}{}\n",
-               train_batch / before_final.train_s, train_batch / best_final.train_s,
-               infer_batch / before_final.infer_s, infer_batch / best_final.infer_s, halves ? " (one core)" : "");
-    return 0;
+    const ScheduleFile file = std::ifstream(o.out_file).good() ? load_schedule_file(o.out_file, &net) : ScheduleFile{};
+    const Timed timed = timed_batches(o);
+    Bench bench(net, target, timed.train_batch, timed.infer_batch, o.repeats);
+    const std::string one_core = fmt::format("halves of {} and {}", timed.train_batch, timed.infer_batch);
+    fmt::print("{} {} (training batch {}, inference batch {}{}) on {}\nfor target {}: section [schedule.{}] of {}\n",
+               o.compare ? "comparing schedules of" : "tuning", net.name, o.batch, kInferBatch,
+               timed.halves ? "; timed as one of the two cores runs them: " + one_core + ", one thread" : "",
+               cpu_name(), target.to_string(), family, o.out_file);
+    if (o.compare) return compare(bench, o, file.for_family(family), timed.halves);
+    const std::string tuned = fmt::format("Tuned by `kiln tune {}` on {} for {} (training batch {}, inference batch {}{}).\n",
+                                          net.name, cpu_name(), target.to_string(), o.batch, kInferBatch,
+                                          timed.halves ? ", timed on one core for " + one_core : "");
+    return tune(bench, o, family, file, tuned);
 }
 
 }  // namespace
 }  // namespace kiln::schedules
+
+namespace {
+
+// Halide's warnings (the autoschedulers print dozens) would bury the progress
+// lines: dropped. Errors are thrown as Halide's own reporter does.
+class QuietWarnings : public Halide::CompileTimeErrorReporter {
+public:
+    void warning(const char *) override {}
+    void error(const char *msg) override { throw Halide::CompileError(msg); }
+};
+
+}  // namespace
 
 int main(int argc, char **argv) {
     // As the kiln runtime does (runtime/core/compiled.cpp): large buffers reused, not
     // mapped afresh by every call, so that page faults do not time the candidates.
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    static QuietWarnings quiet;
+    Halide::set_custom_compile_time_error_reporter(&quiet);
     try {
         return kiln::schedules::run(argc, argv);
     } catch (const std::exception &e) {

@@ -47,8 +47,9 @@ TEST_CASE("schedule settings: defaults, every key, and a round trip", "[schedule
     CHECK(s.weight_grad_chunk == 4);
     CHECK(s.dense_block == 2);
     CHECK(load_schedule_settings(write(dir, to_toml(s, "tuned\nby a test"))) == s);
-    CHECK(load_schedule_settings(write(dir, "[schedule]\nautoscheduler = \"Adams2019\"\n")).autoscheduler ==
-          "Adams2019");
+    const ScheduleSettings both = load_schedule_settings(write(dir, "[schedule]\nautoscheduler = \"Adams2019\"\n"));
+    CHECK(both.training_autoscheduler == "Adams2019");
+    CHECK(both.inference_autoscheduler == "Adams2019");
 }
 
 TEST_CASE("schedule settings: a bad file is refused with file, line and column", "[schedules][errors]") {
@@ -121,12 +122,13 @@ TEST_CASE("schedule settings: a family's section overrides [schedule] for its ta
     CHECK(file.for_family("x86-64-avx2") == avx2);
     CHECK(load_schedule_settings(path, "x86-64-avx2") == avx2);
     ScheduleSettings arm = defaults;
-    arm.autoscheduler = "Mullapudi2016";
+    arm.training_autoscheduler = arm.inference_autoscheduler = "Mullapudi2016";
     CHECK(file.for_family("arm-64") == arm);
     // "none" in a section takes back [schedule]'s autoscheduler.
     const std::string back = write(dir, "[schedule]\nautoscheduler = \"Adams2019\"\n[schedule.arm-64]\nautoscheduler = \"none\"\n");
-    CHECK(load_schedule_settings(back, "arm-64").autoscheduler.empty());
-    CHECK(load_schedule_settings(back, "x86-64").autoscheduler == "Adams2019");
+    CHECK(load_schedule_settings(back, "arm-64").training_autoscheduler.empty());
+    CHECK(load_schedule_settings(back, "arm-64").inference_autoscheduler.empty());
+    CHECK(load_schedule_settings(back, "x86-64").inference_autoscheduler == "Adams2019");
 }
 
 TEST_CASE("schedule settings: kiln tune's section is written in, the rest kept", "[schedules][targets]") {
@@ -167,4 +169,81 @@ TEST_CASE("schedule settings: kiln tune's section is written in, the rest kept",
     // No file yet: the section alone.
     CHECK(load_schedule_settings(write(dir, with_family_section("", "x86-64-sse41", tuned, "new")), "x86-64-sse41") ==
           tuned);
+}
+
+TEST_CASE("schedule settings: per-pipeline autoschedulers and per-layer, per-direction settings", "[schedules][layers]") {
+    kiln::testing::TempDir dir("settings");
+    using kiln::schedules::Direction;
+    const std::string path = write(dir,
+                                   "[schedule]\nautoscheduler = \"Adams2019\"\ninference_autoscheduler = \"none\"\n"
+                                   "weight_grad_chunk = 8\n\n"
+                                   "[schedule.layer.conv2]\nforward_channel_block = 2\nweight_grad_chunk = 32\n\n"
+                                   "[schedule.x86-64-avx2]\ntraining_autoscheduler = \"none\"\n"
+                                   "layer.conv2 = { input_grad_row_vectors = 3 }\nlayer.dense1 = { weight_grad_dense_block = 8 }\n");
+    const kiln::schedules::ScheduleFile file = load_schedule_file(path);
+    CHECK(file.defaults.training_autoscheduler == "Adams2019");
+    CHECK(file.defaults.inference_autoscheduler.empty());
+    CHECK(file.for_family("x86-64-avx2").training_autoscheduler.empty());
+
+    // A layer's key sets its direction only; other layers and directions keep the network's.
+    const ScheduleSettings &s = file.defaults;
+    CHECK(s.for_stage("conv2", Direction::forward).conv_channel_block == 2);
+    CHECK(s.for_stage("conv2", Direction::forward).weight_grad_chunk == 8);
+    CHECK(s.for_stage("conv2", Direction::weight_grad).weight_grad_chunk == 32);
+    CHECK(s.for_stage("conv2", Direction::weight_grad).conv_channel_block == 0);
+    CHECK(s.for_stage("conv1", Direction::weight_grad).weight_grad_chunk == 8);
+    CHECK(s.for_stage("conv2", Direction::forward).layers.empty());
+
+    // A family's layer table adds to [schedule]'s, key by key.
+    const ScheduleSettings &avx2 = file.for_family("x86-64-avx2");
+    CHECK(avx2.for_stage("conv2", Direction::forward).conv_channel_block == 2);
+    CHECK(avx2.for_stage("conv2", Direction::input_grad).conv_row_vectors == 3);
+    CHECK(avx2.for_stage("conv2", Direction::forward).conv_row_vectors == 2);
+    CHECK(avx2.for_stage("dense1", Direction::weight_grad).dense_block == 8);
+    CHECK(avx2.for_stage("dense1", Direction::input_grad).dense_block == 4);
+
+    // Written as kiln tune writes a section, and read back the same.
+    const std::string again = write(dir, with_family_section("", "x86-64-avx2", avx2, "tuned"));
+    CHECK(load_schedule_settings(again, "x86-64-avx2") == avx2);
+    CHECK(std::ifstream(again).good());
+}
+
+TEST_CASE("schedule settings: bad layer tables are refused with file, line and column", "[schedules][layers][errors]") {
+    kiln::testing::TempDir dir("settings");
+    const kiln::model::Network net = kiln::model::parse_network(
+        "[input]\nwidth = 12\nheight = 12\nchannels = 1\nclasses = 10\n"
+        "[[layer]]\ntype = \"conv\"\nfilters = 4\nkernel = 3\n[[layer]]\ntype = \"maxpool\"\nsize = 2\n"
+        "[[layer]]\ntype = \"dense\"\nunits = 10\n",
+        "net.toml");
+    const struct {
+        std::string text, expected;
+    } cases[] = {
+        {"[schedule.layer.conv1]\ntile = 3\n", ":2:8: error: unknown key 'tile' for layer 'conv1' (a layer's keys: "
+                                               "forward_channel_block, forward_row_vectors"},
+        {"[schedule.layer.conv1]\nforward_row_vectors = 7\n",
+         ":2:23: error: schedule 'forward_row_vectors' must be an integer in [1, 4]"},
+        {"[schedule]\nlayer = 3\n", ":2:9: error: 'layer' must be a table"},
+        {"[schedule]\nlayer.conv1 = 3\n", ":2:15: error: 'layer.conv1' must be a table of that layer's settings"},
+        {"[schedule]\ninference_autoscheduler = \"fast\"\n", ":2:27: error: 'inference_autoscheduler' must be"},
+        {"[schedule.layer.conv9]\nweight_grad_chunk = 8\n",
+         ":1:1: error: no layer named 'conv9' in network 'net' (its layers: conv1, maxpool1, dense1)"},
+        {"[schedule.arm-64]\nlayer.conv9 = { weight_grad_chunk = 8 }\n", ":2:15: error: no layer named 'conv9'"},
+        {"[schedule.layer.conv1]\nweight_grad_dense_block = 2\n",
+         ":2:27: error: key 'weight_grad_dense_block' is for dense layers; layer 'conv1' is conv"},
+        {"[schedule.layer.maxpool1]\nweight_grad_chunk = 8\n",
+         ":2:21: error: key 'weight_grad_chunk' is for conv layers; layer 'maxpool1' is maxpool"},
+    };
+    for (const auto &c : cases) {
+        const std::string path = write(dir, c.text);
+        INFO(c.text);
+        std::string message;
+        try {
+            load_schedule_file(path, &net);
+        } catch (const std::runtime_error &e) {
+            message = e.what();
+        }
+        INFO(message);
+        CHECK(message.rfind(path + c.expected, 0) == 0);
+        CHECK(message.find('\n') == std::string::npos);
+    }
 }

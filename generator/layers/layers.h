@@ -106,6 +106,11 @@ struct Training {
 // computes the same function, up to float rounding.
 struct Algorithms {
     bool winograd = false;  // 3x3 stride-1 'same' convolutions (uses_winograd) by Winograd
+    // The flat gradient's copies of weight gradients over one loop (the flat
+    // index) rather than four: Halide's autoschedulers reorder a copy's loops,
+    // which it refuses for a four-loop copy, unable to prove that no two of its
+    // iterations write one element. The hand-written schedule fuses the four.
+    bool flat_gradient_copies = false;
 };
 
 // One layer as the builders see it.

@@ -377,6 +377,7 @@ int run(int argc, char **argv, const MpiJob &job) {
     std::string tune_network;
     std::string tune_target;
     int tune_batch = 64, tune_repeats = 15, tune_threads = 0;
+    double tune_minutes = 10;
     CLI::App *tune_cmd = app.add_subcommand(
         "tune", "Search schedule settings for this machine; writes schedules/NETWORK.toml for the next build");
     tune_cmd->add_option("NETWORK", tune_network, "A compiled network's name or a network file")->required();
@@ -384,6 +385,9 @@ int run(int argc, char **argv, const MpiJob &job) {
     tune_cmd->add_option("--repeats", tune_repeats, "Timed repetitions per candidate")->check(CLI::Range(1, 1000))->capture_default_str();
     tune_cmd->add_option("--threads", tune_threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
     tune_cmd->add_option("--target", tune_target, "Halide target to tune for, one of the build's (default: the one running here)");
+    tune_cmd->add_option("--minutes", tune_minutes, "Time budget of the search (the final side-by-side check follows)")
+        ->check(CLI::Range(0.0, 10000.0))
+        ->capture_default_str();
 
     ExportArgs x;
     add_export_command(app, x);
@@ -445,7 +449,8 @@ int run(int argc, char **argv, const MpiJob &job) {
         return cmd_study(study, study_data, study_no_report, argc, argv, job);
     }
     if (app.got_subcommand("tune")) {
-        std::vector<std::string> extra = {"--batch", std::to_string(tune_batch), "--repeats", std::to_string(tune_repeats)};
+        std::vector<std::string> extra = {"--batch", std::to_string(tune_batch), "--repeats", std::to_string(tune_repeats),
+                                          "--minutes", fmt::format("{}", tune_minutes)};
         if (tune_threads > 0) extra.insert(extra.end(), {"--threads", std::to_string(tune_threads)});
         if (!tune_target.empty()) extra.insert(extra.end(), {"--target", tune_target});
         return cmd_tune(tune_network, extra);

@@ -213,7 +213,7 @@ const CompiledNetwork &load_network_file(const std::string &network_file, const 
     const std::string schedule_text = schedule_file.empty() ? std::string() : read_text(schedule_file);
     // The whole file is checked here; the generator takes [schedule] and the
     // section of this machine's target family (host), an autoscheduler included.
-    schedules::load_schedule_file(schedule_file);
+    schedules::load_schedule_file(schedule_file, &net);
     const std::string key = cache_key(toml, schedule_text);
     const fs::path dir = fs::path(cache_dir()) / fmt::format("{}-{:016x}", net.name, fnv1a(key));
 

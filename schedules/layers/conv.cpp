@@ -123,29 +123,38 @@ void conv_weight_gradient_by_rows(const pipeline::LayerStages &s, const Context 
         .unroll(kx);
 }
 
-void conv_backward(const pipeline::LayerStages &s, const Context &ctx) {
+// The weight gradient's stages by one of the strategies above, by shape.
+void conv_weight_gradient(const pipeline::LayerStages &s, const Context &ctx) {
     const model::Layer &l = *s.layer;
-    const model::ConvSpec &conv = l.spec_as<model::ConvSpec>();
-    const int64_t taps = conv.kernel * conv.kernel * l.in.channels;
-    if (!s.bwd.d_in.defined() && taps < ctx.vector) return conv_first_layer_gradients(s, ctx);
-    // Without an activation d_pre is d_out: its readers read that (no copy).
-    if (l.activation != model::Activation::none) schedule_spatial(s.bwd.d_pre, ctx);
-    schedule_channel_sum(s.bwd.d_bias, s.layer->out, ctx);
     if (l.out.channels % ctx.vector == 0)
         conv_weight_gradient_by_channels(s, ctx, false);
-    else if (conv.stride == 1)
+    else if (l.spec_as<model::ConvSpec>().stride == 1)
         conv_weight_gradient_by_rows(s, ctx);
     else
         conv_weight_gradient_by_taps(s, ctx);
+}
+
+// `net`: the network's context; the weight gradient and the input gradient
+// each take their own direction's settings.
+void conv_backward(const pipeline::LayerStages &s, const Context &net) {
+    const model::Layer &l = *s.layer;
+    const model::ConvSpec &conv = l.spec_as<model::ConvSpec>();
+    const Context weight_grad = net.stage(l, Direction::weight_grad), input_grad = net.stage(l, Direction::input_grad);
+    const int64_t taps = conv.kernel * conv.kernel * l.in.channels;
+    if (!s.bwd.d_in.defined() && taps < input_grad.vector) return conv_first_layer_gradients(s, weight_grad);
+    // Without an activation d_pre is d_out: its readers read that (no copy).
+    if (l.activation != model::Activation::none) schedule_spatial(s.bwd.d_pre, input_grad);
+    schedule_channel_sum(s.bwd.d_bias, s.layer->out, weight_grad);
+    conv_weight_gradient(s, weight_grad);
 
     if (s.bwd.d_in.defined()) {
         // As the forward pass, input channels in the place of output channels; a
         // wrapper stores d_in, which accumulates row by row.
-        schedule_spatial(s.bwd.d_pre_padded, ctx);
+        schedule_spatial(s.bwd.d_pre_padded, input_grad);
         if (s.bwd.winograd.out.defined())
-            return schedule_winograd(s.bwd.d_in, s.bwd.winograd, s.layer->in.width, s.layer->in.channels, ctx);
+            return schedule_winograd(s.bwd.d_in, s.bwd.winograd, s.layer->in.width, s.layer->in.channels, input_grad);
         Func din = s.bwd.d_in;  // (x, y, c, n) summed over kx, ky, o
-        schedule_window_rows(din.in(), din, channel_block(s.layer->in.channels, ctx), s.layer->in.width, ctx, false);
+        schedule_window_rows(din.in(), din, channel_block(s.layer->in.channels, input_grad), s.layer->in.width, input_grad, false);
     }
 }
 

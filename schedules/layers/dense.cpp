@@ -68,16 +68,20 @@ void schedule_dense_product(Func f, const Var &blocked, int block, const Context
         .parallel(bo);
 }
 
-void dense_backward(const pipeline::LayerStages &s, const Context &ctx) {
+// `net`: the network's context; each gradient takes its own direction's settings.
+void dense_backward(const pipeline::LayerStages &s, const Context &net) {
+    const Context weight_grad = net.stage(*s.layer, Direction::weight_grad);
+    const Context input_grad = net.stage(*s.layer, Direction::input_grad);
     Func dp = s.bwd.d_pre;  // (o, n)
     dp.compute_root();
     Func db = s.bwd.d_bias;
     db.compute_root();
     // d_weight (x, y, c, o) summed over n: blocks of units.
-    schedule_dense_product(s.bwd.d_weight, s.bwd.d_weight.args()[3], ctx.settings.dense_block, ctx);
-    read_input_contiguous(s, s.bwd.d_weight, ctx);
+    schedule_dense_product(s.bwd.d_weight, s.bwd.d_weight.args()[3], weight_grad.settings.dense_block, weight_grad);
+    read_input_contiguous(s, s.bwd.d_weight, weight_grad);
     // d_in (x, y, c, n) summed over o: blocks of images.
-    if (s.bwd.d_in.defined()) schedule_dense_product(s.bwd.d_in, s.bwd.d_in.args()[3], ctx.settings.dense_block, ctx);
+    if (s.bwd.d_in.defined())
+        schedule_dense_product(s.bwd.d_in, s.bwd.d_in.args()[3], input_grad.settings.dense_block, input_grad);
 }
 
 }  // namespace
