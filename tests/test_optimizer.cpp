@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "compiled.h"
 #include "optimizer.h"
 
 namespace {
@@ -117,4 +118,45 @@ TEST_CASE("an optimizer refuses state that does not fit", "[optimizer]") {
     CHECK_FALSE(adam->restore(sgd->state()));
     auto bigger = kiln::make_optimizer(settings("sgd", 0.01, 0.9, 0), 4);
     CHECK_FALSE(bigger->restore(sgd->state()));
+}
+
+TEST_CASE("an update is the same whatever the thread count, and leaves buffers alone", "[optimizer]") {
+    // A network large enough that step() cuts its update into one piece per
+    // thread, with batchnorm's running statistics between its trained tensors.
+    const kiln::model::Network net = kiln::model::parse_network(
+        "[input]\nwidth = 28\nheight = 28\nchannels = 1\nclasses = 10\n"
+        "[[layer]]\ntype = \"conv\"\nfilters = 8\nkernel = 3\n"
+        "[[layer]]\ntype = \"batchnorm\"\n"
+        "[[layer]]\ntype = \"dense\"\nunits = 10\n",
+        "test.toml");
+    const size_t n = size_t(net.param_count);
+    REQUIRE(n > 40000);
+    std::vector<float> start(n), grad(n);
+    for (size_t i = 0; i < n; i++) {
+        start[i] = float(i % 97) / 97.0f - 0.5f;
+        grad[i] = float(i % 89) / 89.0f - 0.4f;
+    }
+    for (const char *name : {"sgd", "adam", "adamw", "rmsprop"}) {
+        INFO(name);
+        TrainSettings s = settings(name, 0.01, 0.9, 0.001);
+        s.nesterov = s.optimizer == "sgd";
+        std::vector<std::vector<float>> results;
+        for (int threads : {1, 2, 3}) {
+            kiln::set_thread_count(threads);
+            auto opt = kiln::make_optimizer(s, n);
+            opt->freeze_buffers(net);
+            std::vector<float> p = start;
+            for (int t = 0; t < 3; t++) opt->step(p, grad, s.learning_rate, t);
+            results.push_back(p);
+        }
+        kiln::set_thread_count(0);
+        CHECK(results[0] == results[1]);
+        CHECK(results[0] == results[2]);
+        for (const kiln::model::ParamTensor &t : net.params)
+            for (int64_t i = t.offset; i < t.offset + t.count; i++)
+                if (t.buffer != (results[0][size_t(i)] == start[size_t(i)])) {
+                    FAIL_CHECK(t.name << " element " << i - t.offset << (t.buffer ? " changed" : " did not change"));
+                    break;
+                }
+    }
 }

@@ -17,9 +17,11 @@ public:
     virtual ~Optimizer() = default;
     // One update with learning rate `lr`; `step` counts the updates before this one
     // (derivable from the epoch, so a resumed run needs no more than state()).
-    virtual void step(std::vector<float> &params, const std::vector<float> &grad, double lr, int64_t step) = 0;
+    // Large vectors are cut into one contiguous piece per thread (thread_count());
+    // each element's update is the same whatever the cut.
+    void step(std::vector<float> &params, const std::vector<float> &grad, double lr, int64_t step);
     // State saved in a checkpoint, by name, one float per parameter each.
-    virtual std::map<std::string, std::vector<float>> state() const = 0;
+    std::map<std::string, std::vector<float>> state() const { return buffers_; }
     // Restores state(); false if it does not fit (missing or wrong size).
     bool restore(const std::map<std::string, std::vector<float>> &saved);
     // Leaves the elements of `net`'s buffers (batchnorm's running statistics) alone:
@@ -27,9 +29,16 @@ public:
     void freeze_buffers(const model::Network &net);
 
 protected:
-    bool frozen(size_t i) const { return !frozen_.empty() && frozen_[i]; }
+    // The rule on elements [begin, end) of params, grad and the state buffers.
+    virtual void update(float *params, const float *grad, size_t begin, size_t end, double lr, int64_t step) = 0;
+    // The state by name; a subclass keeps pointers to its own (a map's elements stay put).
     std::map<std::string, std::vector<float>> buffers_;
-    std::vector<uint8_t> frozen_;  // empty: nothing frozen
+
+private:
+    struct Range {
+        size_t begin, end;
+    };
+    std::vector<Range> updated_;  // the elements step() updates; empty: all of them
 };
 
 // sgd:      g += wd p;  v = momentum v + g;  p -= lr (nesterov ? g + momentum v : v)
