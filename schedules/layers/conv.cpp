@@ -110,17 +110,22 @@ void conv_weight_gradient_by_rows(const pipeline::LayerStages &s, const Context 
     Func row_lanes = partial.update().split(r[0], rxo, rxi, lanes, kGuard).rfactor(rxi, lane);
     // row_lanes (kx, ky, c, o, u, lane)
     Var kx = partial.args()[0], ky = partial.args()[1], c = partial.args()[2], o = partial.args()[3];
+    Var oo("oo"), oi("oi");
+    // Two output channels at a time share each input row loaded (20 accumulators
+    // of a 5-tap row and 28-wide rows, in registers).
+    const int o_block = s.layer->out.channels % 2 == 0 ? 2 : 1;
     partial.compute_root().parallel(u);
-    partial.update().reorder(rxi, kx, ky, c, o, u).parallel(u);
+    partial.update().split(o, oo, oi, o_block).reorder(rxi, kx, oi, ky, c, oo, u).parallel(u);
     // Stored per tap row: a row's kx accumulators are a few vectors the compiler
     // keeps in registers over the chunk's rows (stored for the whole kernel, each
     // update was a load and a store, 20 GFLOP/s on lenet5's first layer).
-    row_lanes.compute_at(partial, ky).reorder_storage(lane, kx, ky, c, o, u).vectorize(lane);
+    row_lanes.compute_at(partial, ky).reorder_storage(lane, kx, o, ky, c, u).vectorize(lane);
     row_lanes.update()
-        .reorder(lane, kx, rxo, r[1], image, ky, c, o)
+        .reorder(lane, kx, rxo, o, r[1], image, ky, c)
         .vectorize(lane)
         .unroll(rxo)
         .unroll(kx);
+    if (o_block > 1) row_lanes.update().unroll(o);
 }
 
 // The weight gradient's stages by one of the strategies above, by shape.
