@@ -114,6 +114,9 @@ Backward conv_backward(const model::Network &net, const model::Layer &l, const F
     }
     RDom k(0, d.K, 0, d.K, 0, int(l.out.channels), l.name + "_r_in");  // kx, ky, o
     Expr ox = v.x + d.P - k.x, oy = v.y + d.P - k.y;
+    // Window rows falling outside d_pre would add zeros: skipped (Halide trims the
+    // ky loop per row), a third of a 5x5 valid layer's terms on a 12-row input.
+    k.where(oy >= 0 && oy < d.OH * d.S);
     Expr term = weight_at(params, w, d, k.x, k.y, v.c, k.z) * g.d_pre_padded(ox / d.S, oy / d.S, k.z, v.n);
     if (d.S > 1) term = Halide::select(ox % d.S == 0 && oy % d.S == 0, term, zero(term.type()));
     g.d_in = Func(l.name + "_d_in");  // (x, y, c, n)
