@@ -7,6 +7,36 @@
 namespace kiln::schedules {
 namespace {
 
+// A direct convolution whose output rows are narrower than a vector (lenet5's
+// conv2: 8 wide) but whose output channels fill vectors: vectors run along the
+// channels instead of x, so that no lane computes past a row's end. Per image,
+// `pre` is stored channels innermost; a row's positions x a vector of channels
+// accumulate in registers, each input value broadcast to them and each vector of
+// weights (stored channels innermost) loaded once for the row. `out` reads `pre`
+// back along x (along the channels instead, writing across rows: no faster).
+void conv_forward_channel_vectors(const pipeline::LayerStages &s, const Context &ctx) {
+    Func out = s.fwd.out, pre = s.fwd.pre, weight = s.fwd.weight;  // (x, y, o, n); (kx, ky, c, o)
+    const int64_t width = s.layer->out.width;
+    Var x = out.args()[0], n = out.args()[3];
+    out.compute_root();
+    serial_for_one_image(out, x, s, ctx, TailStrategy::Auto, width);
+    out.vectorize(x, row_lanes(width, ctx)).parallel(n);
+
+    Var wo = weight.args()[3];
+    weight.compute_root().reorder_storage(wo, weight.args()[0], weight.args()[1], weight.args()[2]).vectorize(wo, ctx.vector);
+
+    Var px = pre.args()[0], py = pre.args()[1], po = pre.args()[2], pn = pre.args()[3];
+    Var oo("oo"), oi("oi"), xo("xo"), xi("xi");
+    std::vector<RVar> r = pre.rvars(0);  // kx, ky, c
+    pre.compute_at(out, n).reorder_storage(po, px, py, pn).vectorize(po, ctx.vector);
+    pre.update()
+        .split(po, oo, oi, ctx.vector)
+        .split(px, xo, xi, int(width))
+        .reorder(oi, xi, r[0], r[1], r[2], xo, oo, py)
+        .vectorize(oi)
+        .unroll(xi);
+}
+
 void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
     // The zero border stored once, so the inner loop reads without bounds checks.
     if (s.fwd.in_padded.defined()) {
@@ -17,6 +47,8 @@ void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
     }
     if (s.fwd.winograd.out.defined())
         return schedule_winograd(s.fwd.out, s.fwd.winograd, s.layer->out.width, s.layer->out.channels, ctx);
+    if (s.layer->out.width < ctx.vector && s.layer->out.channels % ctx.vector == 0)
+        return conv_forward_channel_vectors(s, ctx);
     schedule_window_rows(s.fwd.out, s.fwd.pre, channel_block(s.layer->out.channels, ctx), s.layer->out.width, ctx,
                          ctx.batch.defined() && s.layer->flops < kSerialFlops);
 }
