@@ -50,9 +50,11 @@ schedules::ScheduleSettings settings_or_exit(const std::string &path, const Targ
 }
 
 // The algorithms the settings for `target` choose (conv_algorithm), which the
-// pipeline is built with, whoever schedules it.
-layers::Algorithms algorithms(const std::string &path, const Target &target, const model::Network &net) {
-    return schedules::algorithms_for(settings_or_exit(path, target, net));
+// pipeline of `type` is built with, whoever schedules it.
+layers::Algorithms algorithms(const std::string &path, const Target &target, const model::Network &net,
+                              Halide::Type type) {
+    const schedules::ScheduleSettings s = settings_or_exit(path, target, net);
+    return schedules::algorithms_for(s, schedules::vector_lanes(s, target, type));
 }
 
 // What a generator knows of its build (GeneratorBase keeps it protected).
@@ -103,7 +105,8 @@ public:
 
     void generate() {
         const model::Network net = load_or_exit(network);
-        pipeline::Graph g = pipeline::build_inference(net, params, images, algorithms(this->schedule, this->get_target(), net));
+        const layers::Algorithms algos = algorithms(this->schedule, this->get_target(), net, Halide::type_of<T>());
+        pipeline::Graph g = pipeline::build_inference(net, params, images, algos);
         scores = g.scores;
         params.dim(0).set_bounds(0, int(net.param_count));
         params.set_estimates({{0, int(net.param_count)}});
@@ -134,8 +137,8 @@ public:
     void generate() {
         const model::Network net = load_or_exit(network);
         Expr batch = images.dim(3).extent();
-        pipeline::Graph g = pipeline::build_training(net, params, images, labels, {batch, seed, first_image},
-                                                     algorithms(this->schedule, this->get_target(), net));
+        const layers::Algorithms algos = algorithms(this->schedule, this->get_target(), net, Halide::type_of<T>());
+        pipeline::Graph g = pipeline::build_training(net, params, images, labels, {batch, seed, first_image}, algos);
         loss = g.loss.loss;
         scores = g.scores;
         grad = g.grad;
@@ -171,7 +174,8 @@ public:
 
     void generate() {
         const model::Network net = load_or_exit(network);
-        pipeline::Graph g = pipeline::build_inference(net, params, images, algorithms(this->schedule, this->get_target(), net));
+        const layers::Algorithms algos = algorithms(this->schedule, this->get_target(), net, Halide::Float(32));
+        pipeline::Graph g = pipeline::build_inference(net, params, images, algos);
         Var f("f"), n("n");
         Func all("features");  // (f, n)
         all(f, n) = undef<float>();

@@ -83,12 +83,14 @@ void compute_image_by_image(const pipeline::Graph &g) {
 }
 
 Context context_for(const pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings) {
-    const int lanes = settings.vector_lanes > 0 ? settings.vector_lanes
-                                                : target.natural_vector_size(g.scores.output_types()[0]);
-    return {lanes, settings, Expr()};
+    return {vector_lanes(settings, target, g.scores.output_types()[0]), settings, Expr()};
 }
 
 }  // namespace
+
+int vector_lanes(const ScheduleSettings &settings, const Halide::Target &target, Halide::Type type) {
+    return settings.vector_lanes > 0 ? settings.vector_lanes : target.natural_vector_size(type);
+}
 
 void schedule_inference(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings,
                         Expr batch, bool layers_read_outside) {

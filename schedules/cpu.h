@@ -13,10 +13,17 @@
 
 namespace kiln::schedules {
 
+// The lanes of a vector of `type` the schedule uses on `target` (vector_lanes, or
+// the target's natural width).
+int vector_lanes(const ScheduleSettings &settings, const Halide::Target &target, Halide::Type type);
+
 // The algorithms the settings choose, for building the pipelines: conv_algorithm,
-// and a training pipeline an autoscheduler can schedule.
-inline layers::Algorithms algorithms_for(const ScheduleSettings &settings) {
-    return {settings.conv_algorithm == "winograd", !settings.training_autoscheduler.empty()};
+// and a training pipeline an autoscheduler can schedule. Given the schedule's
+// vector `lanes`, Winograd leaves narrow layers to the direct method
+// (layers::Algorithms::direct_narrow_lanes), as the build does; without, it takes
+// every layer it applies to.
+inline layers::Algorithms algorithms_for(const ScheduleSettings &settings, int lanes = 0) {
+    return {settings.conv_algorithm == "winograd", lanes, !settings.training_autoscheduler.empty()};
 }
 
 // `batch`, the number of images in a call where given, lets small layers run

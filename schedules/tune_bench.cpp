@@ -76,7 +76,8 @@ Compiled Bench::compile_training(const ScheduleSettings &s) const {
     Halide::Param<uint32_t> seed("seed");
     Halide::Param<int32_t> first_image("first_image");
     const Halide::Expr batch = x.dim(3).extent();
-    pipeline::Graph g = pipeline::build_training(net_, p, x, y, {batch, seed, first_image}, algorithms_for(s));
+    const layers::Algorithms algos = algorithms_for(s, vector_lanes(s, target_, Halide::Float(32)));  // as the build's
+    pipeline::Graph g = pipeline::build_training(net_, p, x, y, {batch, seed, first_image}, algos);
     constrain_inputs(p, x, net_);
     x.dim(3).set_min(0);
     y.dim(0).set_bounds(0, batch);
@@ -105,7 +106,8 @@ Compiled Bench::compile_training(const ScheduleSettings &s) const {
 
 Compiled Bench::compile_inference(const ScheduleSettings &s) const {
     ImageParam p(Halide::Float(32), 1, "params"), x(Halide::Float(32), 4, "images");
-    pipeline::Graph g = pipeline::build_inference(net_, p, x, algorithms_for(s));
+    const layers::Algorithms algos = algorithms_for(s, vector_lanes(s, target_, Halide::Float(32)));  // as the build's
+    pipeline::Graph g = pipeline::build_inference(net_, p, x, algos);
     constrain_inputs(p, x, net_);
     const int classes = int(net_.input.classes);
     g.scores.set_estimates({{0, classes}, {0, kEstimatedBatch}});

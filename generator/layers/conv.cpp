@@ -44,7 +44,9 @@ Func zero_outside(const Func &f, int width, int height, const std::string &name)
 
 bool uses_winograd(const model::Layer &l, const Algorithms &a) {
     const model::ConvSpec &s = l.spec_as<model::ConvSpec>();
-    return a.winograd && s.kernel == 3 && s.stride == 1 && s.padding == 1 && l.in.channels >= 8;
+    const int lanes = a.direct_narrow_lanes;
+    const bool narrow_direct = lanes > 0 && l.out.width < lanes && l.out.channels % lanes == 0;
+    return a.winograd && !narrow_direct && s.kernel == 3 && s.stride == 1 && s.padding == 1 && l.in.channels >= 8;
 }
 
 Forward conv_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in,
@@ -115,9 +117,9 @@ Backward conv_backward(const model::Network &net, const model::Layer &l, const F
     RDom k(0, d.K, 0, d.K, 0, int(l.out.channels), l.name + "_r_in");  // kx, ky, o
     Expr ox = v.x + d.P - k.x, oy = v.y + d.P - k.y;
     // Window rows falling outside d_pre would add zeros: skipped (Halide trims the
-    // ky loop per row), a third of a 5x5 valid layer's terms on a 12-row input.
+    // ky loop per row): 2 of 7 of lenet5's conv2 terms (5x5 'valid', 14 rows in).
     k.where(oy >= 0 && oy < d.OH * d.S);
-    Expr term = weight_at(params, w, d, k.x, k.y, v.c, k.z) * g.d_pre_padded(ox / d.S, oy / d.S, k.z, v.n);
+    Expr term = a.fwd.weight(k.x, k.y, v.c, k.z) * g.d_pre_padded(ox / d.S, oy / d.S, k.z, v.n);
     if (d.S > 1) term = Halide::select(ox % d.S == 0 && oy % d.S == 0, term, zero(term.type()));
     g.d_in = Func(l.name + "_d_in");  // (x, y, c, n)
     g.d_in(v.x, v.y, v.c, v.n) = zero(term.type());

@@ -106,6 +106,13 @@ struct Training {
 // computes the same function, up to float rounding.
 struct Algorithms {
     bool winograd = false;  // 3x3 stride-1 'same' convolutions (uses_winograd) by Winograd
+    // The schedule's vector lanes, when Winograd leaves to the direct method the
+    // layers whose rows are narrower than a vector and whose channels fill vectors:
+    // their direct schedule runs vectors along the channels at about the peak,
+    // where Winograd's tiles, numbered by rows of a power-of-two pitch, fill vectors
+    // with tiles past the image (14-wide layers: 64 tiles for 49). 0: Winograd on
+    // every layer it applies to.
+    int direct_narrow_lanes = 0;
     // The flat gradient's copies of weight gradients over one loop (the flat
     // index) rather than four: Halide's autoschedulers reorder a copy's loops,
     // which it refuses for a four-loop copy, unable to prove that no two of its
@@ -146,7 +153,8 @@ Forward conv_forward(const model::Network &net, const model::Layer &l, const Fun
 Backward conv_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &args,
                        bool winograd = false);
 // Whether a conv layer is computed by Winograd when the setting asks: 3x3, stride
-// 1, padding 1, and at least 8 input channels (a first layer's one channel gains nothing).
+// 1, padding 1, and at least 8 input channels (a first layer's one channel gains
+// nothing), and not left to the direct method (Algorithms::direct_narrow_lanes).
 bool uses_winograd(const model::Layer &l, const Algorithms &a);
 
 // conv_winograd.cpp: out(x, y, o, n) = sum_{c, ky, kx} weight(kx, ky, c, o) src(x + kx - 1, y + ky - 1, c, n)

@@ -23,7 +23,8 @@ void conv_forward_channel_vectors(const pipeline::LayerStages &s, const Context 
     out.vectorize(x, row_lanes(width, ctx)).parallel(n);
 
     Var wo = weight.args()[3];
-    weight.compute_root().reorder_storage(wo, weight.args()[0], weight.args()[1], weight.args()[2]).vectorize(wo, ctx.vector);
+    weight.compute_root().reorder_storage(wo, weight.args()[0], weight.args()[1], weight.args()[2]);
+    weight.vectorize(wo, ctx.vector);
 
     Var px = pre.args()[0], py = pre.args()[1], po = pre.args()[2], pn = pre.args()[3];
     Var oo("oo"), oi("oi"), xo("xo"), xi("xi");
@@ -34,6 +35,33 @@ void conv_forward_channel_vectors(const pipeline::LayerStages &s, const Context 
         .split(px, xo, xi, int(width))
         .reorder(oi, xi, r[0], r[1], r[2], xo, oo, py)
         .vectorize(oi)
+        .unroll(xi);
+}
+
+// The input gradient by the same method, when the input's rows are narrower than
+// a vector and its channels fill vectors: d_in (x, y, c, n) accumulates per image
+// stored channels innermost, reading the weights from a copy stored input channels
+// innermost; the wrapper that stores d_in reads it back along x.
+void conv_input_gradient_channel_vectors(const pipeline::LayerStages &s, const Context &ctx) {
+    Func din = s.bwd.d_in, stored = din.in();  // (x, y, c, n)
+    const int64_t width = s.layer->in.width;
+    Var x = stored.args()[0], n = stored.args()[3];
+    stored.compute_root().vectorize(x, row_lanes(width, ctx)).parallel(n);
+
+    Func weight = Func(s.fwd.weight).in(din);  // (kx, ky, c, o)
+    Var wc = weight.args()[2];
+    weight.compute_root().reorder_storage(wc, weight.args()[0], weight.args()[1], weight.args()[3]);
+    weight.vectorize(wc, ctx.vector);
+
+    Var dx = din.args()[0], dy = din.args()[1], dc = din.args()[2], dn = din.args()[3];
+    Var co("co"), ci("ci"), xo("xo"), xi("xi");
+    std::vector<RVar> k = din.rvars(0);  // kx, ky, o
+    din.compute_at(stored, n).reorder_storage(dc, dx, dy, dn).vectorize(dc, ctx.vector);
+    din.update()
+        .split(dc, co, ci, ctx.vector)
+        .split(dx, xo, xi, int(width))
+        .reorder(ci, xi, k[0], k[1], k[2], xo, co, dy)
+        .vectorize(ci)
         .unroll(xi);
 }
 
@@ -190,6 +218,8 @@ void conv_backward(const pipeline::LayerStages &s, const Context &net) {
         schedule_spatial(s.bwd.d_pre_padded, input_grad);
         if (s.bwd.winograd.out.defined())
             return schedule_winograd(s.bwd.d_in, s.bwd.winograd, s.layer->in.width, s.layer->in.channels, input_grad);
+        if (s.layer->in.width < input_grad.vector && s.layer->in.channels % input_grad.vector == 0)
+            return conv_input_gradient_channel_vectors(s, input_grad);
         Func din = s.bwd.d_in;  // (x, y, c, n) summed over kx, ky, o
         schedule_window_rows(din.in(), din, channel_block(s.layer->in.channels, input_grad), s.layer->in.width, input_grad, false);
     }
