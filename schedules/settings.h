@@ -6,7 +6,8 @@
 //   autoscheduler = "Mullapudi2016"  # instead of the hand-written schedule; "none": the hand-written one
 //   training_autoscheduler = "Adams2019"  # the training pipeline's alone (over `autoscheduler`)
 //   inference_autoscheduler = "none"      # the inference (and features) pipelines' alone
-//   conv_algorithm = "winograd"      # 3x3 stride-1 'same' convolutions by Winograd F(2x2, 3x3); default "direct"
+//   conv_algorithm = "winograd"      # 3x3 stride-1 'same' convolutions by Winograd F(2x2, 3x3), but those
+//                                    #   narrower than a vector with channels filling vectors; default "direct"
 //   vector_lanes = 16                # 0: the target's natural width
 //   conv_channel_block = 4           # channels computed together in conv loops; 0: largest of 4,3,2 dividing
 //   conv_row_vectors = 2             # a conv row up to this many vectors wide is computed whole at once

@@ -1,5 +1,6 @@
-// Convolution: the forward pass by rows of channel blocks, the weight gradient by one of three strategies
-// (channels, rows, taps) by shape, the input gradient as a transposed convolution.
+// Convolution: the forward pass by rows of channel blocks (or, for rows narrower than a vector, with
+// vectors along the channels), the weight gradient by one of three strategies (channels, rows, taps)
+// by shape, the input gradient as a transposed convolution (channel vectors likewise).
 #include "schedules/cpu_internal.h"
 
 #include "model/kinds/conv.h"
@@ -8,7 +9,7 @@ namespace kiln::schedules {
 namespace {
 
 // A direct convolution whose output rows are narrower than a vector (lenet5's
-// conv2: 8 wide) but whose output channels fill vectors: vectors run along the
+// conv2: 10 wide in 16 lanes) but whose output channels fill vectors: vectors run along the
 // channels instead of x, so that no lane computes past a row's end. Per image,
 // `pre` is stored channels innermost; a row's positions x a vector of channels
 // accumulate in registers, each input value broadcast to them and each vector of
