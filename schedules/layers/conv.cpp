@@ -1,6 +1,8 @@
 // Convolution: the forward pass by rows of channel blocks (or, for rows narrower than a vector, with
 // vectors along the channels), the weight gradient by one of three strategies (channels, rows, taps)
 // by shape, the input gradient as a transposed convolution (channel vectors likewise).
+#include <algorithm>
+
 #include "schedules/cpu_internal.h"
 
 #include "model/kinds/conv.h"
@@ -8,60 +10,35 @@
 namespace kiln::schedules {
 namespace {
 
-// A direct convolution whose output rows are narrower than a vector (lenet5's
-// conv2: 10 wide in 16 lanes) but whose output channels fill vectors: vectors run along the
-// channels instead of x, so that no lane computes past a row's end. Per image,
-// `pre` is stored channels innermost; a row's positions x a vector of channels
-// accumulate in registers, each input value broadcast to them and each vector of
-// weights (stored channels innermost) loaded once for the row. `out` reads `pre`
-// back along x (along the channels instead, writing across rows: no faster).
-void conv_forward_channel_vectors(const pipeline::LayerStages &s, const Context &ctx) {
-    Func out = s.fwd.out, pre = s.fwd.pre, weight = s.fwd.weight;  // (x, y, o, n); (kx, ky, c, o)
-    const int64_t width = s.layer->out.width;
-    Var x = out.args()[0], n = out.args()[3];
-    out.compute_root();
-    serial_for_one_image(out, x, s, ctx, TailStrategy::Auto, width);
-    out.vectorize(x, row_lanes(width, ctx)).parallel(n);
-
-    Var wo = weight.args()[3];
-    weight.compute_root().reorder_storage(wo, weight.args()[0], weight.args()[1], weight.args()[2]);
-    weight.vectorize(wo, ctx.vector);
-
-    Var px = pre.args()[0], py = pre.args()[1], po = pre.args()[2], pn = pre.args()[3];
-    Var oo("oo"), oi("oi"), xo("xo"), xi("xi");
-    std::vector<RVar> r = pre.rvars(0);  // kx, ky, c
-    pre.compute_at(out, n).reorder_storage(po, px, py, pn).vectorize(po, ctx.vector);
-    pre.update()
-        .split(po, oo, oi, ctx.vector)
-        .split(px, xo, xi, int(width))
-        .reorder(oi, xi, r[0], r[1], r[2], xo, oo, py)
-        .vectorize(oi)
-        .unroll(xi);
-}
-
-// The input gradient by the same method, when the input's rows are narrower than
-// a vector and its channels fill vectors: d_in (x, y, c, n) accumulates per image
-// stored channels innermost, reading the weights from a copy stored input channels
-// innermost; the wrapper that stores d_in reads it back along x.
-void conv_input_gradient_channel_vectors(const pipeline::LayerStages &s, const Context &ctx) {
-    Func din = s.bwd.d_in, stored = din.in();  // (x, y, c, n)
-    const int64_t width = s.layer->in.width;
+// A direct convolution whose rows are narrower than a vector (lenet5's conv2: 10
+// wide in 16 lanes) but whose channels fill vectors, forward or adjoint: vectors
+// run along the channels instead of x, so that no lane computes past a row's
+// end. Per image, the sum `acc` (x, y, ch, n) is stored channels innermost; a
+// row's positions x a vector of channels accumulate in registers, each input
+// value broadcast to them and each vector of weights loaded once for the row,
+// from a copy of `weight` (kx, ky, c, o) stored with argument `weight_lanes` (the
+// channels of `acc`) innermost. `stored` (x, y, ch, n) reads `acc` back along x
+// (along the channels instead, writing across rows: no faster). `serial`: the
+// layer whose output `stored` is, which runs serially for one image.
+void schedule_channel_vectors(Func stored, Func acc, Func weight, int weight_lanes, int64_t width, const Context &ctx,
+                              const pipeline::LayerStages *serial) {
     Var x = stored.args()[0], n = stored.args()[3];
-    stored.compute_root().vectorize(x, row_lanes(width, ctx)).parallel(n);
+    stored.compute_root();
+    if (serial) serial_for_one_image(stored, x, *serial, ctx, TailStrategy::Auto, width);
+    stored.vectorize(x, row_lanes(width, ctx)).parallel(n);
 
-    Func weight = Func(s.fwd.weight).in(din);  // (kx, ky, c, o)
-    Var wc = weight.args()[2];
-    weight.compute_root().reorder_storage(wc, weight.args()[0], weight.args()[1], weight.args()[3]);
-    weight.vectorize(wc, ctx.vector);
+    std::vector<Var> w = weight.args();
+    std::rotate(w.begin(), w.begin() + weight_lanes, w.begin() + weight_lanes + 1);  // lanes first, the rest in order
+    weight.compute_root().reorder_storage(w).vectorize(w[0], ctx.vector);
 
-    Var dx = din.args()[0], dy = din.args()[1], dc = din.args()[2], dn = din.args()[3];
+    Var ax = acc.args()[0], ay = acc.args()[1], ac = acc.args()[2], an = acc.args()[3];
     Var co("co"), ci("ci"), xo("xo"), xi("xi");
-    std::vector<RVar> k = din.rvars(0);  // kx, ky, o
-    din.compute_at(stored, n).reorder_storage(dc, dx, dy, dn).vectorize(dc, ctx.vector);
-    din.update()
-        .split(dc, co, ci, ctx.vector)
-        .split(dx, xo, xi, int(width))
-        .reorder(ci, xi, k[0], k[1], k[2], xo, co, dy)
+    std::vector<RVar> r = acc.rvars(0);  // kx, ky, and the other side's channels
+    acc.compute_at(stored, n).reorder_storage(ac, ax, ay, an).vectorize(ac, ctx.vector);
+    acc.update()
+        .split(ac, co, ci, ctx.vector)
+        .split(ax, xo, xi, int(width))
+        .reorder(ci, xi, r[0], r[1], r[2], xo, co, ay)
         .vectorize(ci)
         .unroll(xi);
 }
@@ -77,7 +54,7 @@ void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
     if (s.fwd.winograd.out.defined())
         return schedule_winograd(s.fwd.out, s.fwd.winograd, s.layer->out.width, s.layer->out.channels, ctx);
     if (s.layer->out.width < ctx.vector && s.layer->out.channels % ctx.vector == 0)
-        return conv_forward_channel_vectors(s, ctx);
+        return schedule_channel_vectors(s.fwd.out, s.fwd.pre, s.fwd.weight, 3, s.layer->out.width, ctx, &s);
     schedule_window_rows(s.fwd.out, s.fwd.pre, channel_block(s.layer->out.channels, ctx), s.layer->out.width, ctx,
                          ctx.batch.defined() && s.layer->flops < kSerialFlops);
 }
@@ -219,9 +196,11 @@ void conv_backward(const pipeline::LayerStages &s, const Context &net) {
         schedule_spatial(s.bwd.d_pre_padded, input_grad);
         if (s.bwd.winograd.out.defined())
             return schedule_winograd(s.bwd.d_in, s.bwd.winograd, s.layer->in.width, s.layer->in.channels, input_grad);
-        if (s.layer->in.width < input_grad.vector && s.layer->in.channels % input_grad.vector == 0)
-            return conv_input_gradient_channel_vectors(s, input_grad);
         Func din = s.bwd.d_in;  // (x, y, c, n) summed over kx, ky, o
+        // Its weights read through a copy of their own, input channels innermost.
+        if (s.layer->in.width < input_grad.vector && s.layer->in.channels % input_grad.vector == 0)
+            return schedule_channel_vectors(din.in(), din, Func(s.fwd.weight).in(din), 2, s.layer->in.width,
+                                            input_grad, nullptr);
         schedule_window_rows(din.in(), din, channel_block(s.layer->in.channels, input_grad), s.layer->in.width, input_grad, false);
     }
 }
