@@ -44,8 +44,7 @@ Func zero_outside(const Func &f, int width, int height, const std::string &name)
 
 bool uses_winograd(const model::Layer &l, const Algorithms &a) {
     const model::ConvSpec &s = l.spec_as<model::ConvSpec>();
-    const int lanes = a.direct_narrow_lanes;
-    const bool narrow_direct = lanes > 0 && l.out.width < lanes && l.out.channels % lanes == 0;
+    const bool narrow_direct = channel_vectors_fit(l.out.width, l.out.channels, a.direct_narrow_lanes);
     return a.winograd && !narrow_direct && s.kernel == 3 && s.stride == 1 && s.padding == 1 && l.in.channels >= 8;
 }
 

@@ -152,6 +152,13 @@ Forward conv_forward(const model::Network &net, const model::Layer &l, const Fun
                      bool winograd = false);
 Backward conv_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &args,
                        bool winograd = false);
+// Whether rows `width` wide with `channels` channels fill vectors of `lanes` better
+// along the channels than along the rows: rows narrower than a vector, channels a
+// whole number of vectors (the direct convolution's channel-vector schedule).
+inline bool channel_vectors_fit(int64_t width, int64_t channels, int lanes) {
+    return lanes > 0 && width < lanes && channels % lanes == 0;
+}
+
 // Whether a conv layer is computed by Winograd when the setting asks: 3x3, stride
 // 1, padding 1, and at least 8 input channels (a first layer's one channel gains
 // nothing), and not left to the direct method (Algorithms::direct_narrow_lanes).

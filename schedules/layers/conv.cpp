@@ -53,7 +53,7 @@ void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
     }
     if (s.fwd.winograd.out.defined())
         return schedule_winograd(s.fwd.out, s.fwd.winograd, s.layer->out.width, s.layer->out.channels, ctx);
-    if (s.layer->out.width < ctx.vector && s.layer->out.channels % ctx.vector == 0)
+    if (layers::channel_vectors_fit(s.layer->out.width, s.layer->out.channels, ctx.vector))
         return schedule_channel_vectors(s.fwd.out, s.fwd.pre, s.fwd.weight, 3, s.layer->out.width, ctx, &s);
     schedule_window_rows(s.fwd.out, s.fwd.pre, channel_block(s.layer->out.channels, ctx), s.layer->out.width, ctx,
                          ctx.batch.defined() && s.layer->flops < kSerialFlops);
@@ -198,7 +198,7 @@ void conv_backward(const pipeline::LayerStages &s, const Context &net) {
             return schedule_winograd(s.bwd.d_in, s.bwd.winograd, s.layer->in.width, s.layer->in.channels, input_grad);
         Func din = s.bwd.d_in;  // (x, y, c, n) summed over kx, ky, o
         // Its weights read through a copy of their own, input channels innermost.
-        if (s.layer->in.width < input_grad.vector && s.layer->in.channels % input_grad.vector == 0)
+        if (layers::channel_vectors_fit(s.layer->in.width, s.layer->in.channels, input_grad.vector))
             return schedule_channel_vectors(din.in(), din, Func(s.fwd.weight).in(din), 2, s.layer->in.width,
                                             input_grad, nullptr);
         schedule_window_rows(din.in(), din, channel_block(s.layer->in.channels, input_grad), s.layer->in.width, input_grad, false);
