@@ -47,6 +47,18 @@ expect "train: unknown network" 2 "no network named 'nope'" -- "$kiln" train nop
 expect "train: bad flag value" 2 "--batch" -- "$kiln" train lenet5 --batch 0
 expect "bench: unknown network" 2 "no network named 'nope'" -- "$kiln" bench nope
 expect "tune: unknown network" 2 "no network named 'nope'" -- "$kiln" tune nope
+expect "tune: unknown autoscheduler" 2 "unknown autoscheduler 'Bogus'" -- \
+    "$kiln" tune logistic --minutes 0 --repeats 1 --autoschedulers Bogus --out "$tmp/bogus.toml"
+# kiln tune hands --autoschedulers and --out to kiln-tune: none tried, the settings written there.
+expect "tune: no autoscheduler, --out" 0 "" -- \
+    "$kiln" tune logistic --minutes 0 --repeats 1 --autoschedulers "" --out "$tmp/tuned.toml"
+if grep -q "no autoscheduler" "$tmp/out" && grep -q '^\[schedule\.' "$tmp/tuned.toml" 2>/dev/null &&
+    [ ! -e "$tmp/bogus.toml" ]; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+    echo "FAIL: tune: --autoschedulers \"\" and --out not taken (stdout: $(head -c 400 "$tmp/out"))"
+fi
 expect "train: unknown flag" 2 "--bogus" -- "$kiln" train lenet5 --bogus
 expect "train: missing data" 1 "nodata/train-images-idx3-ubyte: error" -- "$kiln" train lenet5 --data "$tmp/nodata" --out "$tmp/run"
 expect "eval: corrupt checkpoint" 1 "bad.safetensors: error" -- "$kiln" eval lenet5 --checkpoint "$tmp/bad.safetensors" --data "$mnist"

@@ -247,8 +247,8 @@ int cmd_build(const std::string &file, const std::string &schedule) {
 // `kiln tune NETWORK`: runs kiln-tune, which sits beside this binary, on the
 // network's source file, writing schedules/<file stem>.toml in the source tree
 // (where the build looks for it), or, for a network file, <stem>.schedule.toml
-// beside it (where kiln looks for it).
-int cmd_tune(const std::string &network, const std::vector<std::string> &extra) {
+// beside it (where kiln looks for it); or to `out` where given.
+int cmd_tune(const std::string &network, const std::string &out_given, const std::vector<std::string> &extra) {
     const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
     const std::string tuner = self.substr(0, self.find_last_of('/') + 1) + "kiln-tune";
     std::string file, out;
@@ -265,6 +265,7 @@ int cmd_tune(const std::string &network, const std::vector<std::string> &extra) 
         file = std::string(KILN_SOURCE_DIR) + "/networks/" + model.entry().file;
         out = std::string(KILN_SOURCE_DIR) + "/schedules/" + std::filesystem::path(model.entry().file).filename().string();
     }
+    if (!out_given.empty()) out = out_given;
     std::vector<std::string> args = {tuner, file, "--out", out};
     args.insert(args.end(), extra.begin(), extra.end());
     args.insert(args.end(), args_target.begin(), args_target.end());
@@ -375,7 +376,7 @@ int run(int argc, char **argv, const MpiJob &job) {
     bench_cmd->add_flag("--json", b.json, "Print one JSON object");
 
     std::string tune_network;
-    std::string tune_target;
+    std::string tune_target, tune_out, tune_autoschedulers;
     int tune_batch = 64, tune_repeats = 15, tune_threads = 0;
     double tune_minutes = 10;
     CLI::App *tune_cmd = app.add_subcommand(
@@ -388,6 +389,12 @@ int run(int argc, char **argv, const MpiJob &job) {
     tune_cmd->add_option("--minutes", tune_minutes, "Time budget of the search (the final side-by-side check follows)")
         ->check(CLI::Range(0.0, 10000.0))
         ->capture_default_str();
+    tune_cmd->add_option("--out", tune_out,
+                         "Where to write the settings (default: schedules/NETWORK.toml, or STEM.schedule.toml beside a "
+                         "network file)");
+    CLI::Option *tune_autoschedulers_opt = tune_cmd->add_option(
+        "--autoschedulers", tune_autoschedulers,
+        "Halide autoschedulers to try, comma-separated (\"\": none; default: Mullapudi2016,Adams2019,Li2018)");
 
     ExportArgs x;
     add_export_command(app, x);
@@ -453,7 +460,8 @@ int run(int argc, char **argv, const MpiJob &job) {
                                           "--minutes", fmt::format("{}", tune_minutes)};
         if (tune_threads > 0) extra.insert(extra.end(), {"--threads", std::to_string(tune_threads)});
         if (!tune_target.empty()) extra.insert(extra.end(), {"--target", tune_target});
-        return cmd_tune(tune_network, extra);
+        if (tune_autoschedulers_opt->count() > 0) extra.insert(extra.end(), {"--autoschedulers", tune_autoschedulers});
+        return cmd_tune(tune_network, tune_out, extra);
     }
     return cmd_eval(e);
 }
