@@ -76,6 +76,9 @@ void schedule_window_rows(Func stored, Func acc, int block, int64_t width, const
 // Winograd's F(2x2, 3x3) through `w` (layers/conv_winograd.cpp).
 void schedule_winograd(Func stored, layers::Winograd w, int64_t width, int64_t channels, const Context &ctx);
 
+// A conv layer's weight gradient by Winograd (s.bwd.winograd_grad).
+void schedule_winograd_weight_grad(const pipeline::LayerStages &s, const Context &ctx);
+
 // A per-channel sum (o) over (x, y, n): a conv layer's bias gradient, batchnorm's
 // statistics and gradients. A single running sum per channel waits on each add;
 // instead the positions (x, y fused, contiguous in memory) are dealt to a

@@ -8,7 +8,8 @@
 //   d_in(x, y, c, n) = sum_{o, ky, kx} weight[o, c, ky, kx] d_pre((x + P - kx) / S, (y + P - ky) / S, o, n)
 // At stride 1 and K = 3, P = 1, d_in is itself a 'same' correlation of d_pre with the
 // kernel flipped and channels swapped, weight'(kx, ky, o, c) = weight[o, c, 2 - ky, 2 - kx]:
-// such layers may compute pre and d_in by Winograd (conv_winograd.cpp) instead.
+// such layers may compute pre and d_in by Winograd (conv_winograd.cpp) instead, and
+// d_weight by its adjoint.
 #include "layers/layers.h"
 #include "model/kinds/conv.h"
 
@@ -48,6 +49,11 @@ bool uses_winograd(const model::Layer &l, const Algorithms &a) {
     return a.winograd && !narrow_direct && s.kernel == 3 && s.stride == 1 && s.padding == 1 && l.in.channels >= 8;
 }
 
+bool uses_winograd_weight_grad(const model::Layer &l, const Algorithms &a) {
+    const model::ConvSpec &s = l.spec_as<model::ConvSpec>();
+    return a.winograd && s.kernel == 3 && s.stride == 1 && s.padding == 1 && l.in.channels >= 8;
+}
+
 Forward conv_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in,
                      bool winograd) {
     Vars v;
@@ -77,7 +83,7 @@ Forward conv_forward(const model::Network &net, const model::Layer &l, const Fun
 }
 
 Backward conv_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &a,
-                       bool winograd) {
+                       bool winograd, bool winograd_grad) {
     Vars v;
     Var o("o"), kx("kx"), ky("ky");
     const ConvDims d = dims_of(l);
@@ -95,16 +101,21 @@ Backward conv_backward(const model::Network &net, const model::Layer &l, const F
     g.d_bias(o) += g.d_pre(r.x, r.y, o, r.z);
 
     Func src = d.P > 0 ? a.fwd.in_padded : a.in;  // (x, y, c, n)
-    g.patches = Func(l.name + "_patches");  // (kx, ky, c, x, y, n)
-    g.patches(kx, ky, v.c, v.x, v.y, v.n) = src(v.x * d.S + kx - d.P, v.y * d.S + ky - d.P, v.c, v.n);
-    g.d_weight = Func(l.name + "_d_weight");  // (kx, ky, c, o)
-    g.d_weight(kx, ky, v.c, o) = zero(a.in.output_types()[0]);
-    g.d_weight(kx, ky, v.c, o) += g.d_pre(r.x, r.y, o, r.z) * g.patches(kx, ky, v.c, r.x, r.y, r.z);
-
-    if (!a.need_d_in) return g;
     // Input (x, y) feeds output ((x + P - kx) / S, (y + P - ky) / S) where that divides
     // exactly and lies inside the output; elsewhere d_pre reads as zero.
     g.d_pre_padded = zero_outside(g.d_pre, d.OW, d.OH, l.name + "_d_pre_padded");  // (x, y, o, n)
+    if (winograd_grad) {
+        g.winograd_grad = winograd_3x3_weight_grad(l.name, src, g.d_pre_padded, d.OW, d.OH, a.batch);
+        g.d_weight = g.winograd_grad.d_weight;  // (kx, ky, c, o)
+    } else {
+        g.patches = Func(l.name + "_patches");  // (kx, ky, c, x, y, n)
+        g.patches(kx, ky, v.c, v.x, v.y, v.n) = src(v.x * d.S + kx - d.P, v.y * d.S + ky - d.P, v.c, v.n);
+        g.d_weight = Func(l.name + "_d_weight");  // (kx, ky, c, o)
+        g.d_weight(kx, ky, v.c, o) = zero(a.in.output_types()[0]);
+        g.d_weight(kx, ky, v.c, o) += g.d_pre(r.x, r.y, o, r.z) * g.patches(kx, ky, v.c, r.x, r.y, r.z);
+    }
+
+    if (!a.need_d_in) return g;
     if (winograd) {
         Func flipped(l.name + "_weight_flipped");  // (kx, ky, o, c)
         flipped(kx, ky, o, v.c) = weight_at(params, w, d, 2 - kx, 2 - ky, v.c, o);
@@ -133,7 +144,8 @@ void register_conv(BuilderTable &t) {
                  },
                  [](const LayerCall &c, const BackwardArgs &a) {
                      const model::Layer &l = c.layer;
-                     Backward g = conv_backward(c.net, l, c.params, a, uses_winograd(l, c.algorithms));
+                     Backward g = conv_backward(c.net, l, c.params, a, uses_winograd(l, c.algorithms),
+                                                uses_winograd_weight_grad(l, c.algorithms));
                      const int K = int(l.spec_as<model::ConvSpec>().kernel);
                      g.param_grads = {{l.weight, g.d_weight, {K, K, int(l.in.channels), int(l.out.channels)}},
                                       {l.bias, g.d_bias, {int(l.out.channels)}}};

@@ -20,6 +20,15 @@
 // whole rows: the products run in vectors along t, each tile's U broadcast.
 // The input gradient of such a layer is the same correlation of d_pre with the
 // kernel flipped and its channels swapped (conv.cpp).
+//
+// The weight gradient is the adjoint of the same product, exact as the forward
+// pass is: with the tiles V of the input and g (2x2) of the output gradient,
+//   Z = A g A^T        (tx, ty, o, a, b)  each tile's output gradient as 4x4
+//   P(a, b) = sum_{n, tx, ty} V(tx, ty, c, a, b) Z(tx, ty, o, a, b)   16 matrix products over the tiles
+//   d_weight = G^T P G  3x3 per channel pair
+// 16 multiplies per tile and channel pair instead of 36 again. Tiles are indexed
+// by column and row here: the products run in vectors along the output
+// channels, not along tiles.
 #include "layers/layers.h"
 
 namespace kiln::layers {
@@ -49,6 +58,22 @@ Expr kernel_transform(int k, Expr g0, Expr g1, Expr g2) {
 // One axis of A^T m, entry k (0 or 1), from m0..m3.
 Expr output_transform(Expr k, Expr m0, Expr m1, Expr m2, Expr m3) {
     return Halide::select(k == 0, m0 + m1 + m2, m1 - m2 - m3);
+}
+
+// One axis of A g, entry k, from g0, g1 (the adjoint of output_transform).
+Expr output_transform_adjoint(int k, Expr g0, Expr g1) {
+    switch (k) {
+    case 0: return g0;
+    case 1: return g0 + g1;
+    case 2: return g0 - g1;
+    default: return -g1;
+    }
+}
+
+// One axis of G^T p, entry k (0 to 2), from p0..p3 (the adjoint of kernel_transform).
+Expr kernel_transform_adjoint(Expr k, Expr p0, Expr p1, Expr p2, Expr p3) {
+    const Expr half = Halide::cast(p0.type(), Expr(0.5));
+    return Halide::select(k == 0, p0 + (p1 + p2) * half, k == 1, (p1 - p2) * half, (p1 + p2) * half + p3);
 }
 
 // A Func of a, b in [0, 4) from 16 expressions e[b][a].
@@ -111,6 +136,49 @@ Winograd winograd_3x3(const std::string &name, const Func &src, const Func &weig
     auto col = [&](int bb) { return output_transform(i, m(0, bb), m(1, bb), m(2, bb), m(3, bb)); };
     w.out = Func(name + "_wino_out");  // (x, y, o, n)
     w.out(v.x, v.y, o, v.n) = output_transform(j, col(0), col(1), col(2), col(3));
+    return w;
+}
+
+WinogradWeightGrad winograd_3x3_weight_grad(const std::string &name, const Func &src, const Func &d_out, int width,
+                                            int height, Expr batch) {
+    Vars v;
+    Var a("a"), b("b"), tx("tx"), ty("ty"), o("o"), kx("kx"), ky("ky");
+    WinogradWeightGrad w;
+
+    // V = B^T d B over the tile's 4x4 input patch.
+    auto d = [&](int du, int dv) { return src(2 * tx - 1 + du, 2 * ty - 1 + dv, v.c, v.n); };
+    std::vector<std::vector<Expr>> vt(4, std::vector<Expr>(4));
+    for (int bb = 0; bb < 4; bb++)
+        for (int aa = 0; aa < 4; aa++) {
+            auto row = [&](int dv) { return input_transform(aa, d(0, dv), d(1, dv), d(2, dv), d(3, dv)); };
+            vt[bb][aa] = input_transform(bb, row(0), row(1), row(2), row(3));
+        }
+    w.tiles = Func(name + "_wino_grad_tiles");  // (tx, ty, c, a, b, n)
+    w.tiles(tx, ty, v.c, a, b, v.n) = pick(a, b, vt);
+
+    // Z = A g A^T over the tile's 2x2 output gradient.
+    auto g = [&](int i, int j) { return d_out(2 * tx + i, 2 * ty + j, o, v.n); };
+    std::vector<std::vector<Expr>> z(4, std::vector<Expr>(4));
+    for (int bb = 0; bb < 4; bb++)
+        for (int aa = 0; aa < 4; aa++) {
+            auto row = [&](int j) { return output_transform_adjoint(aa, g(0, j), g(1, j)); };
+            z[bb][aa] = output_transform_adjoint(bb, row(0), row(1));
+        }
+    w.d_tiles = Func(name + "_wino_grad_d_tiles");  // (tx, ty, o, a, b, n)
+    w.d_tiles(tx, ty, o, a, b, v.n) = pick(a, b, z);
+
+    // P: per (a, b), input channels x tiles times tiles x output channels, over the batch.
+    RDom r(0, (width + 1) / 2, 0, (height + 1) / 2, 0, batch, name + "_wino_grad_r");  // tx, ty, n
+    Type type = src.output_types()[0];
+    w.product = Func(name + "_wino_grad_product");  // (a, b, c, o)
+    w.product(a, b, v.c, o) = zero(type);
+    w.product(a, b, v.c, o) += w.tiles(r.x, r.y, v.c, a, b, r.z) * w.d_tiles(r.x, r.y, o, a, b, r.z);
+
+    // d_weight = G^T P G.
+    auto p = [&](int aa, int bb) { return w.product(aa, bb, v.c, o); };
+    auto col = [&](int bb) { return kernel_transform_adjoint(kx, p(0, bb), p(1, bb), p(2, bb), p(3, bb)); };
+    w.d_weight = Func(name + "_wino_d_weight");  // (kx, ky, c, o)
+    w.d_weight(kx, ky, v.c, o) = kernel_transform_adjoint(ky, col(0), col(1), col(2), col(3));
     return w;
 }
 

@@ -37,6 +37,15 @@ struct Winograd {
     int pitch = 0; // tiles per tile row, a power of two
 };
 
+// A 3x3 stride-1 correlation's weight gradient by the adjoint of F(2x2, 3x3)
+// (conv_winograd.cpp); (tx, ty) a tile of 2x2 outputs, a, b in [0, 4).
+struct WinogradWeightGrad {
+    Func tiles;     // (tx, ty, c, a, b, n) B^T d B of each tile's 4x4 input patch
+    Func d_tiles;   // (tx, ty, o, a, b, n) A g A^T of each tile's 2x2 output gradient g
+    Func product;   // (a, b, c, o) sum over tx, ty, n of tiles d_tiles
+    Func d_weight;  // (kx, ky, c, o) G^T product G
+};
+
 struct Forward {
     Func weight;     // (a, b, c, o) as read by the forward pass; undefined for pooling
     Func in_padded;  // conv with padding: (x, y, c, n) the input, zero outside it
@@ -70,6 +79,7 @@ struct Backward {
     Func patches;
     Func d_pre_padded;  // conv only: (x, y, o, n) d_pre, zero outside the output
     Winograd winograd;  // conv by Winograd: d_in = winograd.out; else undefined
+    WinogradWeightGrad winograd_grad;  // conv by Winograd: d_weight = winograd_grad.d_weight; else undefined
     // What goes into the flat gradient: each parameter tensor's gradient (and
     // batchnorm's batch statistics in its buffers' places).
     std::vector<ParamGrad> param_grads;
@@ -147,11 +157,12 @@ Expr activate(model::Activation a, Expr pre);
 // derivative is a function of its output).
 Expr activation_backward(model::Activation a, Expr out, Expr d_out);
 
-// conv.cpp; `winograd`: by Winograd where uses_winograd says it applies.
+// conv.cpp; `winograd`: by Winograd where uses_winograd says it applies,
+// `winograd_grad`: the weight gradient too (uses_winograd_weight_grad).
 Forward conv_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in,
                      bool winograd = false);
 Backward conv_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &args,
-                       bool winograd = false);
+                       bool winograd = false, bool winograd_grad = false);
 // Whether rows `width` wide with `channels` channels fill vectors of `lanes` better
 // along the channels than along the rows: rows narrower than a vector, channels a
 // whole number of vectors (the direct convolution's channel-vector schedule).
@@ -163,12 +174,21 @@ inline bool channel_vectors_fit(int64_t width, int64_t channels, int lanes) {
 // 1, padding 1, and at least 8 input channels (a first layer's one channel gains
 // nothing), and not left to the direct method (Algorithms::direct_narrow_lanes).
 bool uses_winograd(const model::Layer &l, const Algorithms &a);
+// Whether its weight gradient is, when the setting asks: 3x3, stride 1, padding 1,
+// at least 8 input channels; whatever the width (narrow rows included: the
+// products run along the channels).
+bool uses_winograd_weight_grad(const model::Layer &l, const Algorithms &a);
 
 // conv_winograd.cpp: out(x, y, o, n) = sum_{c, ky, kx} weight(kx, ky, c, o) src(x + kx - 1, y + ky - 1, c, n)
 // for a src (x, y, c, n) of `channels` channels that reads zero outside its
 // image, `width` wide. winograd_pitch: its tiles per tile row.
 Winograd winograd_3x3(const std::string &name, const Func &src, const Func &weight, int channels, int width);
 int winograd_pitch(int width);
+// d_weight(kx, ky, c, o) = sum_{n, x, y} d_out(x, y, o, n) src(x + kx - 1, y + ky - 1, c, n)
+// over `width` x `height` outputs of `batch` images, d_out reading zero outside
+// them, src zero outside its image.
+WinogradWeightGrad winograd_3x3_weight_grad(const std::string &name, const Func &src, const Func &d_out, int width,
+                                            int height, Expr batch);
 
 // pool.cpp (maxpool and avgpool)
 Forward pool_forward(const model::Layer &l, const Func &in);

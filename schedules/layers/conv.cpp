@@ -169,7 +169,9 @@ void conv_weight_gradient_by_rows(const pipeline::LayerStages &s, const Context 
 // The weight gradient's stages by one of the strategies above, by shape.
 void conv_weight_gradient(const pipeline::LayerStages &s, const Context &ctx) {
     const model::Layer &l = *s.layer;
-    if (l.out.channels % ctx.vector == 0)
+    if (s.bwd.winograd_grad.d_weight.defined())
+        schedule_winograd_weight_grad(s, ctx);
+    else if (l.out.channels % ctx.vector == 0)
         conv_weight_gradient_by_channels(s, ctx, false);
     else if (l.spec_as<model::ConvSpec>().stride == 1)
         conv_weight_gradient_by_rows(s, ctx);

@@ -6,6 +6,11 @@
 // vectors of tiles x a block of output channels accumulating over the input
 // channels, then the output transform, vectors along x (each vector of tiles
 // gives two interleaved output vectors). The transformed kernels are stored once.
+// A weight gradient by Winograd: per image, its input and output-gradient tiles
+// are transformed and the 16 products accumulate
+// over the image's tiles, each a register tile of a block of input channels x
+// one or two vectors of output channels; the chunks of the batch run in parallel
+// and their sums are added in a fixed order.
 #include "schedules/cpu_internal.h"
 
 #include <algorithm>
@@ -65,6 +70,61 @@ void schedule_winograd(Func stored, layers::Winograd w, int64_t width, int64_t c
         .vectorize(kc, ctx.vector, kGuard)
         .unroll(ka)
         .unroll(kb);
+}
+
+void schedule_winograd_weight_grad(const pipeline::LayerStages &s, const Context &ctx) {
+    const layers::WinogradWeightGrad &w = s.bwd.winograd_grad;
+    const int64_t in_channels = s.layer->in.channels, out_channels = s.layer->out.channels;
+    std::vector<RVar> r = w.product.rvars(0);  // tx, ty, n
+    RVar chunk("chunk"), image("image");
+    Func d_weight = w.d_weight, product = w.product;
+    d_weight.compute_root();
+    product.compute_root();
+    product.update().split(r[2], chunk, image, ctx.settings.weight_grad_chunk);
+    Var u("u");
+    Func partial = product.update().rfactor(chunk, u);  // (a, b, c, o, u): each chunk's sum
+    Var a = partial.args()[0], b = partial.args()[1], c = partial.args()[2], o = partial.args()[3];
+
+    // Register tile: c_block input channels x o_vectors vectors of output channels.
+    const int o_vectors = out_channels % (2 * ctx.vector) == 0 ? 2 : 1;
+    const int c_block = channel_block(in_channels, ctx);
+    Var oo("oo"), oi("oi"), ov("ov"), ol("ol"), co("co"), ci("ci");
+    partial.compute_root()
+        .bound(a, 0, 4)
+        .bound(b, 0, 4)
+        .reorder_storage(o, c, a, b, u)
+        .vectorize(o, ctx.vector, kGuard)
+        .parallel(u);
+    partial.update()
+        .split(o, oo, oi, ctx.vector * o_vectors, kGuard)
+        .split(oi, ov, ol, ctx.vector)
+        .split(c, co, ci, c_block)
+        .reorder(ol, ov, ci, r[0], r[1], co, oo, a, b, image, u)
+        .vectorize(ol)
+        .unroll(ov)
+        .unroll(ci)
+        .parallel(u);
+
+    // Per image, both sides' tiles, all 16 entries of a tile at once, in vectors
+    // along the channels (the products load the output gradient's as vectors and
+    // broadcast the input's), from copies of the padded input and output
+    // gradient stored channels innermost.
+    auto tiles = [&](Func f, Func src) {
+        Var tx = f.args()[0], ty = f.args()[1], ch = f.args()[2], ta = f.args()[3], tb = f.args()[4];
+        f.compute_at(partial, image)
+            .bound(ta, 0, 4)
+            .bound(tb, 0, 4)
+            .reorder_storage(ch, tx, ty, ta, tb, f.args()[5])
+            .reorder(ch, ta, tb, tx, ty)
+            .vectorize(ch, ctx.vector, kGuard)
+            .unroll(ta)
+            .unroll(tb);
+        Func copy = src.in(f);  // (x, y, ch, n)
+        copy.compute_at(partial, image);
+        store_channels_innermost(copy, ctx);
+    };
+    tiles(w.tiles, s.fwd.in_padded);
+    tiles(w.d_tiles, s.bwd.d_pre_padded);
 }
 
 // An algorithm of conv, not a layer kind: nothing to register.
