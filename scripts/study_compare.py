@@ -11,7 +11,8 @@ a table per axis of the first study with a column per data set (mean ± std over
 seeds) and, where one exists for the same shape, a published figure beside it;
 accuracy against depth (each axis varying the conv count, plain against residual),
 against parameters and against training time, a panel per data set; the linear
-probes layer by layer for each data set; and sentences computed from the numbers.
+probes layer by layer for each data set; whether the networks had converged (what
+their last epoch changed, from curves.csv); and sentences computed from the numbers.
 Prints `report: OUT_DIR/report.md (N plots)`; an error is one line on stderr naming
 the file, exit status 1.
 """
@@ -52,7 +53,8 @@ class Study:
         for name, columns in (("curves.csv", sr.CURVES_COLUMNS), ("probes.csv", sr.PROBES_COLUMNS)):
             p = os.path.join(path, name)
             optional[name] = sr.read_csv(p, columns) if os.path.exists(p) else []
-        self.stats = sr.network_stats(results, optional["curves.csv"])
+        self.curves = optional["curves.csv"]
+        self.stats = sr.network_stats(results, self.curves)
         self.probes = sr.probe_means(optional["probes.csv"])
         self.data = sr.data_name(self.study)
 
@@ -234,10 +236,56 @@ def section_probes(plots, studies):
     return lines
 
 
+def last_epoch(study):
+    """Per network, over its seeds: the mean change of test accuracy in the last epoch
+    and the mean train accuracy at the last epoch (None without two epochs of curves)."""
+    by_run = {}
+    for c in study.curves:
+        by_run.setdefault((c["network"], c["seed"]), []).append(c)
+    out = {}
+    for (net, _), rows in sorted(by_run.items()):
+        rows.sort(key=lambda r: r["epoch"])
+        if len(rows) >= 2:
+            entry = out.setdefault(net, {"gains": [], "train": [], "epochs": rows[-1]["epoch"]})
+            entry["gains"].append(rows[-1]["test_accuracy"] - rows[-2]["test_accuracy"])
+            entry["train"].append(rows[-1]["train_accuracy"])
+    return {net: {"gain": sr.mean(e["gains"]), "train": sr.mean(e["train"]), "epochs": e["epochs"]}
+            for net, e in out.items()}
+
+
+def section_convergence(studies):
+    lines = ["## Convergence: what the last epoch changed", ""]
+    per_study = [(s, last_epoch(s)) for s in studies]
+    nets = [n for n in studies[0].stats if any(n in e for _, e in per_study)]
+    if not nets:
+        return lines + ["No folder has curves.csv with two epochs or more.", ""]
+    header = ["Network"] + [f"{s.data}: {w}" for s, _ in per_study for w in ("last epoch (points)", "train accuracy (%)")]
+    rows = []
+    for n in nets:
+        row = [n]
+        for _, e in per_study:
+            row += [pts(e[n]["gain"]), pct(e[n]["train"])] if n in e else ["", ""]
+        rows.append(row)
+    lines += ["Test accuracy gained in the last epoch and train accuracy at the last epoch, means over seeds.", ""]
+    lines += table(header, rows) + [""]
+    text = []
+    for s, e in per_study:
+        if not e:
+            continue
+        top = max(e, key=lambda n: e[n]["gain"])
+        low = min(e, key=lambda n: e[n]["gain"])
+        epochs = sorted({v["epochs"] for v in e.values()})
+        text.append(f"On {s.data} the last of {'/'.join(map(str, epochs))} epochs changed the networks' test accuracy "
+                    f"by {pts(e[low]['gain'])} ({low}) to {pts(e[top]['gain'])} ({top}) points.")
+    lines += ["**What the numbers say.** " + " ".join(text), ""] if text else []
+    return lines
+
+
 def build_report(out_dir, dirs):
     studies = [Study(d) for d in dirs]
     plots = sr.Plots(out_dir)
-    lines = section_header(studies) + section_axes(studies) + section_plots(plots, studies) + section_probes(plots, studies)
+    lines = (section_header(studies) + section_axes(studies) + section_plots(plots, studies) +
+             section_convergence(studies) + section_probes(plots, studies))
     report = os.path.join(out_dir, "report.md")
     with open(report, "w", encoding="utf-8") as f:
         f.write("\n".join(lines).rstrip("\n") + "\n")
