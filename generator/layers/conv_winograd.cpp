@@ -85,6 +85,19 @@ Expr pick(const Var &a, const Var &b, const std::vector<std::vector<Expr>> &e) {
     return out;
 }
 
+// V = B^T d B, the 16 entries [b][a] of the transform of the 4x4 patch of `src`
+// at tile (tx, ty), channel c, image n: d(u, v) = src(2 tx - 1 + u, 2 ty - 1 + v, c, n).
+std::vector<std::vector<Expr>> patch_transform(const Func &src, Expr tx, Expr ty, Expr c, Expr n) {
+    auto d = [&](int du, int dv) { return src(2 * tx - 1 + du, 2 * ty - 1 + dv, c, n); };
+    std::vector<std::vector<Expr>> vt(4, std::vector<Expr>(4));
+    for (int bb = 0; bb < 4; bb++)
+        for (int aa = 0; aa < 4; aa++) {
+            auto row = [&](int dv) { return input_transform(aa, d(0, dv), d(1, dv), d(2, dv), d(3, dv)); };
+            vt[bb][aa] = input_transform(bb, row(0), row(1), row(2), row(3));
+        }
+    return vt;
+}
+
 }  // namespace
 
 int winograd_pitch(int width) {
@@ -113,16 +126,8 @@ Winograd winograd_3x3(const std::string &name, const Func &src, const Func &weig
     w.kernel(a, b, v.c, o) = pick(a, b, u);
 
     // V = B^T d B over the tile's patch.
-    Expr tx = t % w.pitch, ty = t / w.pitch;
-    auto d = [&](int du, int dv) { return src(2 * tx - 1 + du, 2 * ty - 1 + dv, v.c, v.n); };
-    std::vector<std::vector<Expr>> vt(4, std::vector<Expr>(4));
-    for (int bb = 0; bb < 4; bb++)
-        for (int aa = 0; aa < 4; aa++) {
-            auto row = [&](int dv) { return input_transform(aa, d(0, dv), d(1, dv), d(2, dv), d(3, dv)); };
-            vt[bb][aa] = input_transform(bb, row(0), row(1), row(2), row(3));
-        }
     w.tiles = Func(name + "_wino_tiles");  // (t, c, a, b, n)
-    w.tiles(t, v.c, a, b, v.n) = pick(a, b, vt);
+    w.tiles(t, v.c, a, b, v.n) = pick(a, b, patch_transform(src, t % w.pitch, t / w.pitch, v.c, v.n));
 
     // M: per (a, b), tiles x input channels times input channels x output channels.
     RDom r(0, channels, name + "_wino_r");  // c
@@ -146,15 +151,8 @@ WinogradWeightGrad winograd_3x3_weight_grad(const std::string &name, const Func 
     WinogradWeightGrad w;
 
     // V = B^T d B over the tile's 4x4 input patch.
-    auto d = [&](int du, int dv) { return src(2 * tx - 1 + du, 2 * ty - 1 + dv, v.c, v.n); };
-    std::vector<std::vector<Expr>> vt(4, std::vector<Expr>(4));
-    for (int bb = 0; bb < 4; bb++)
-        for (int aa = 0; aa < 4; aa++) {
-            auto row = [&](int dv) { return input_transform(aa, d(0, dv), d(1, dv), d(2, dv), d(3, dv)); };
-            vt[bb][aa] = input_transform(bb, row(0), row(1), row(2), row(3));
-        }
     w.tiles = Func(name + "_wino_grad_tiles");  // (tx, ty, c, a, b, n)
-    w.tiles(tx, ty, v.c, a, b, v.n) = pick(a, b, vt);
+    w.tiles(tx, ty, v.c, a, b, v.n) = pick(a, b, patch_transform(src, tx, ty, v.c, v.n));
 
     // Z = A g A^T over the tile's 2x2 output gradient.
     auto g = [&](int i, int j) { return d_out(2 * tx + i, 2 * ty + j, o, v.n); };
