@@ -256,7 +256,9 @@ def last_epoch(study):
 def section_convergence(studies):
     lines = ["## Convergence: what the last epoch changed", ""]
     per_study = [(s, last_epoch(s)) for s in studies]
-    nets = [n for n in studies[0].stats if any(n in e for _, e in per_study)]
+    nets = []  # every network with curves in some folder, in the folders' order
+    for s in studies:
+        nets += [n for n in s.stats if n not in nets and any(n in e for _, e in per_study)]
     if not nets:
         return lines + ["No folder has curves.csv with two epochs or more.", ""]
     header = ["Network"] + [f"{s.data}: {w}" for s, _ in per_study for w in ("last epoch (points)", "train accuracy (%)")]
