@@ -7,10 +7,10 @@
 // channels, then the output transform, vectors along x (each vector of tiles
 // gives two interleaved output vectors). The transformed kernels are stored once.
 // A weight gradient by Winograd: per image, its input and output-gradient tiles
-// are transformed and the 16 products accumulate
-// over the image's tiles, each a register tile of a block of input channels x
-// one or two vectors of output channels; the chunks of the batch run in parallel
-// and their sums are added in a fixed order.
+// are transformed and the 16 products accumulate over the image's tiles, each a
+// register tile of a block of input channels x one or two vectors of output
+// channels; the chunks of the batch run in parallel and their sums are added in
+// a fixed order.
 #include "schedules/cpu_internal.h"
 
 #include <algorithm>
@@ -72,9 +72,32 @@ void schedule_winograd(Func stored, layers::Winograd w, int64_t width, int64_t c
         .unroll(kb);
 }
 
+namespace {
+
+// One side's tiles `f` (tx, ty, ch, a, b, n) of a Winograd weight gradient, per
+// image of `partial`'s loop `image`: all 16 entries of a tile at once, in
+// vectors along the channels (the products load the output gradient's as
+// vectors and broadcast the input's), from a copy of `src` (x, y, ch, n) stored
+// channels innermost.
+void schedule_weight_grad_tiles(Func f, Func src, Func partial, const RVar &image, const Context &ctx) {
+    Var tx = f.args()[0], ty = f.args()[1], ch = f.args()[2], a = f.args()[3], b = f.args()[4];
+    f.compute_at(partial, image)
+        .bound(a, 0, 4)
+        .bound(b, 0, 4)
+        .reorder_storage(ch, tx, ty, a, b, f.args()[5])
+        .reorder(ch, a, b, tx, ty)
+        .vectorize(ch, ctx.vector, kGuard)
+        .unroll(a)
+        .unroll(b);
+    Func copy = src.in(f);  // (x, y, ch, n)
+    copy.compute_at(partial, image);
+    store_channels_innermost(copy, ctx);
+}
+
+}  // namespace
+
 void schedule_winograd_weight_grad(const pipeline::LayerStages &s, const Context &ctx) {
     const layers::WinogradWeightGrad &w = s.bwd.winograd_grad;
-    const int64_t in_channels = s.layer->in.channels, out_channels = s.layer->out.channels;
     std::vector<RVar> r = w.product.rvars(0);  // tx, ty, n
     RVar chunk("chunk"), image("image");
     Func d_weight = w.d_weight, product = w.product;
@@ -86,15 +109,10 @@ void schedule_winograd_weight_grad(const pipeline::LayerStages &s, const Context
     Var a = partial.args()[0], b = partial.args()[1], c = partial.args()[2], o = partial.args()[3];
 
     // Register tile: c_block input channels x o_vectors vectors of output channels.
-    const int o_vectors = out_channels % (2 * ctx.vector) == 0 ? 2 : 1;
-    const int c_block = channel_block(in_channels, ctx);
+    const int o_vectors = s.layer->out.channels % (2 * ctx.vector) == 0 ? 2 : 1;
+    const int c_block = channel_block(s.layer->in.channels, ctx);
     Var oo("oo"), oi("oi"), ov("ov"), ol("ol"), co("co"), ci("ci");
-    partial.compute_root()
-        .bound(a, 0, 4)
-        .bound(b, 0, 4)
-        .reorder_storage(o, c, a, b, u)
-        .vectorize(o, ctx.vector, kGuard)
-        .parallel(u);
+    partial.compute_root().bound(a, 0, 4).bound(b, 0, 4).reorder_storage(o, c, a, b, u).vectorize(o, ctx.vector, kGuard).parallel(u);
     partial.update()
         .split(o, oo, oi, ctx.vector * o_vectors, kGuard)
         .split(oi, ov, ol, ctx.vector)
@@ -104,27 +122,8 @@ void schedule_winograd_weight_grad(const pipeline::LayerStages &s, const Context
         .unroll(ov)
         .unroll(ci)
         .parallel(u);
-
-    // Per image, both sides' tiles, all 16 entries of a tile at once, in vectors
-    // along the channels (the products load the output gradient's as vectors and
-    // broadcast the input's), from copies of the padded input and output
-    // gradient stored channels innermost.
-    auto tiles = [&](Func f, Func src) {
-        Var tx = f.args()[0], ty = f.args()[1], ch = f.args()[2], ta = f.args()[3], tb = f.args()[4];
-        f.compute_at(partial, image)
-            .bound(ta, 0, 4)
-            .bound(tb, 0, 4)
-            .reorder_storage(ch, tx, ty, ta, tb, f.args()[5])
-            .reorder(ch, ta, tb, tx, ty)
-            .vectorize(ch, ctx.vector, kGuard)
-            .unroll(ta)
-            .unroll(tb);
-        Func copy = src.in(f);  // (x, y, ch, n)
-        copy.compute_at(partial, image);
-        store_channels_innermost(copy, ctx);
-    };
-    tiles(w.tiles, s.fwd.in_padded);
-    tiles(w.d_tiles, s.bwd.d_pre_padded);
+    schedule_weight_grad_tiles(w.tiles, s.fwd.in_padded, partial, image, ctx);
+    schedule_weight_grad_tiles(w.d_tiles, s.bwd.d_pre_padded, partial, image, ctx);
 }
 
 // An algorithm of conv, not a layer kind: nothing to register.
