@@ -238,7 +238,8 @@ def section_probes(plots, studies):
 
 def last_epoch(study):
     """Per network, over its seeds: the mean change of test accuracy in the last epoch
-    and the mean train accuracy at the last epoch (None without two epochs of curves)."""
+    and the mean train accuracy at the last epoch; networks with fewer than two epochs
+    of curves are left out."""
     by_run = {}
     for c in study.curves:
         by_run.setdefault((c["network"], c["seed"]), []).append(c)
