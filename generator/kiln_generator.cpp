@@ -192,8 +192,7 @@ public:
         features.dim(0).set_bounds(0, int(model::feature_count(net)));
         features.set_estimates({{0, int(model::feature_count(net))}, {0, kEstimatedBatch}});
         schedule_pipeline(this->build(), this->schedule, net, false, {features}, [&](const schedules::ScheduleSettings &s) {
-            schedules::schedule_inference(g, this->get_target(), s, Expr(), true);
-            for (size_t i = 0; i < g.layers.size(); i++) all.update(int(i)).parallel(n);
+            schedules::schedule_features(g, all, this->get_target(), s);
         });
     }
 };

@@ -51,6 +51,19 @@ void schedule_gradient_copy(Func grad, const Context &ctx) {
     }
 }
 
+// The features output's updates copy each layer's output into place, like the
+// gradient copy above: the layer's (x, y, c) fused, in vectors (each element
+// written once, hence allow_race_conditions), images in parallel.
+void schedule_features_copy(Func features, const Context &ctx) {
+    const Var n = features.args()[1];
+    for (int u = 0; u < features.num_update_definitions(); u++) {
+        std::vector<RVar> r = features.rvars(u);  // x, y, c of layer u
+        RVar xy("xy"), xyc("xyc");
+        features.update(u).allow_race_conditions().fuse(r[0], r[1], xy).fuse(xy, r[2], xyc).vectorize(
+            xyc, ctx.vector, TailStrategy::GuardWithIf).parallel(n);
+    }
+}
+
 // Whether a layer's schedule stores f whole. (Locking a LoopLevel lets it be
 // inspected; a later compute_at replaces it rather than changing it.)
 bool computed_root(const Func &f) {
@@ -99,6 +112,12 @@ void schedule_inference(pipeline::Graph &g, const Halide::Target &target, const 
     schedule_forward_layers(g, ctx);
     if (!layers_read_outside) compute_image_by_image(g);
     g.scores.compute_root();
+}
+
+void schedule_features(pipeline::Graph &g, Func features, const Halide::Target &target,
+                       const ScheduleSettings &settings) {
+    schedule_inference(g, target, settings, Expr(), true);
+    schedule_features_copy(features, context_for(g, target, settings));
 }
 
 void schedule_training(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings) {

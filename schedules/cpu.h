@@ -32,6 +32,10 @@ inline layers::Algorithms algorithms_for(const ScheduleSettings &settings, int l
 // output is computed whole, not image by image).
 void schedule_inference(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings = {},
                         Halide::Expr batch = Halide::Expr(), bool layers_read_outside = false);
+// The features pipeline: inference with every layer's output copied into
+// `features` (f, n), one update per layer.
+void schedule_features(pipeline::Graph &g, Halide::Func features, const Halide::Target &target,
+                       const ScheduleSettings &settings = {});
 void schedule_training(pipeline::Graph &g, const Halide::Target &target, const ScheduleSettings &settings = {});
 
 }  // namespace kiln::schedules

@@ -13,6 +13,7 @@
 #include "model/study_plan.h"
 #include "probe.h"
 #include "reference.h"
+#include "softmax_probe.h"
 #include "study.h"
 #include "temp_dir.h"
 #include "train.h"
@@ -111,6 +112,61 @@ TEST_CASE("probes see the input and every hidden layer but dropout, pooled to fi
     CHECK(small[1].pool == 4);        // conv1, 16x28x28: 2x2 pooled twice to 16x7x7
     CHECK(small[1].features == 16 * 7 * 7);
     CHECK(small[3].offset == kiln::model::feature_offset(m.net(), 2));
+}
+
+// Three Adam steps of softmax regression in float64, written plainly: the
+// blocked products, padding and tails (37 features, 13 classes, 7 images) must
+// give the same weights.
+TEST_CASE("the probes' softmax regression matches a plain float64 one") {
+    const int64_t D = 37, K = 13;
+    const int n = 7;
+    kiln::SoftmaxProbe probe(D, int(K));
+    const int64_t Dp = probe.row_stride();
+    REQUIRE(Dp == 48);
+    std::vector<float> x(size_t(n * Dp), 0.0f);  // (N, Dp)
+    std::vector<int32_t> labels(static_cast<size_t>(n));
+    for (int i = 0; i < n; i++) {
+        labels[size_t(i)] = int32_t((5 * i + 3) % K);
+        for (int64_t j = 0; j < D; j++) x[size_t(i * Dp + j)] = float(std::sin(0.7 * double(i * D + j)));
+    }
+    std::vector<double> w(static_cast<size_t>(K * D)), b(static_cast<size_t>(K)), mw(w.size()), vw(w.size()), mb(b.size()), vb(b.size());
+    auto adam = [](std::vector<double> &p, const std::vector<double> &g, std::vector<double> &m,
+                   std::vector<double> &v, double lr, int t) {
+        for (size_t i = 0; i < p.size(); i++) {
+            m[i] = 0.9 * m[i] + 0.1 * g[i];
+            v[i] = 0.999 * v[i] + 0.001 * g[i] * g[i];
+            const double m_hat = m[i] / (1 - std::pow(0.9, t)), v_hat = v[i] / (1 - std::pow(0.999, t));
+            p[i] -= lr * m_hat / (std::sqrt(v_hat) + 1e-8);
+        }
+    };
+    for (int t = 1; t <= 3; t++) {
+        std::vector<double> gw(w.size()), gb(b.size());
+        int64_t correct = 0;
+        for (int i = 0; i < n; i++) {
+            std::vector<double> s(static_cast<size_t>(K));
+            for (int64_t k = 0; k < K; k++) {
+                s[size_t(k)] = b[size_t(k)];
+                for (int64_t j = 0; j < D; j++) s[size_t(k)] += w[size_t(k * D + j)] * x[size_t(i * Dp + j)];
+            }
+            correct += std::max_element(s.begin(), s.end()) - s.begin() == labels[size_t(i)];
+            const double top = *std::max_element(s.begin(), s.end());
+            double sum = 0;
+            for (double &v : s) sum += v = std::exp(v - top);
+            for (int64_t k = 0; k < K; k++) {
+                const double d = (s[size_t(k)] / sum - (k == labels[size_t(i)])) / n;
+                gb[size_t(k)] += d;
+                for (int64_t j = 0; j < D; j++) gw[size_t(k * D + j)] += d * x[size_t(i * Dp + j)];
+            }
+        }
+        CHECK(probe.step(x.data(), labels.data(), n, 0.01) == correct);
+        adam(w, gw, mw, vw, 0.01, t);
+        adam(b, gb, mb, vb, 0.01, t);
+    }
+    for (int64_t k = 0; k < K; k++) {
+        CHECK(probe.bias()[size_t(k)] == Approx(b[size_t(k)]).margin(1e-6));
+        for (int64_t j = 0; j < Dp; j++)
+            CHECK(probe.weights()[size_t(k * Dp + j)] == Approx(j < D ? w[size_t(k * D + j)] : 0.0).margin(1e-6));
+    }
 }
 
 TEST_CASE("linear probes learn, and do not depend on the thread count") {

@@ -7,24 +7,12 @@
 #include <thread>
 
 #include "rng.h"
+#include "softmax_probe.h"
 
 namespace kiln {
 namespace {
 
 constexpr uint64_t kProbeShuffleStream = 7;
-
-// sum a[i] * b[i]: sixteen running sums, so the compiler can vectorize without
-// reordering a reduction (and results do not depend on flags like -ffast-math).
-float dot(const float *a, const float *b, int64_t n) {
-    float acc[16] = {};
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
-    float sum = 0;
-    for (; i < n; i++) sum += a[i] * b[i];
-    for (float a_j : acc) sum += a_j;
-    return sum;
-}
 
 // One image's activations of `l` (src: C x H x W) into dst (D), average-pooled.
 void extract(const ProbeLayer &l, const float *src, float *dst) {
@@ -44,75 +32,6 @@ void extract(const ProbeLayer &l, const float *src, float *dst) {
                 *dst++ = sum * scale;
             }
 }
-
-// Softmax regression trained with Adam (PyTorch's update, no weight decay).
-class SoftmaxProbe {
-public:
-    SoftmaxProbe(int64_t features, int classes)
-        : D_(features), K_(classes), w_(size_t(D_ * K_)), b_(size_t(K_)), gw_(w_.size()), gb_(b_.size()),
-          mw_(w_.size()), vw_(w_.size()), mb_(b_.size()), vb_(b_.size()) {}
-
-    // x: n x D, labels: n. One Adam step on the batch's mean cross-entropy;
-    // returns how many images the probe classified right before the step.
-    int64_t step(const float *x, const int32_t *labels, int n, double lr) {
-        std::fill(gw_.begin(), gw_.end(), 0.0f);
-        std::fill(gb_.begin(), gb_.end(), 0.0f);
-        std::vector<float> p(static_cast<size_t>(K_));  // (K) softmax of one image's scores
-        int64_t correct = 0;
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + int64_t(i) * D_;
-            correct += softmax(xi, p.data()) == labels[i];
-            p[size_t(labels[i])] -= 1.0f;  // d loss / d scores
-            for (int64_t k = 0; k < K_; k++) {
-                const float d = p[size_t(k)] / float(n);
-                float *g = gw_.data() + k * D_;
-                for (int64_t j = 0; j < D_; j++) g[j] += d * xi[j];
-                gb_[size_t(k)] += d;
-            }
-        }
-        t_++;
-        adam(w_, gw_, mw_, vw_, lr);
-        adam(b_, gb_, mb_, vb_, lr);
-        return correct;
-    }
-
-    int64_t count_correct(const float *x, const int32_t *labels, int n) const {
-        std::vector<float> p(static_cast<size_t>(K_));
-        int64_t correct = 0;
-        for (int i = 0; i < n; i++) correct += softmax(x + int64_t(i) * D_, p.data()) == labels[i];
-        return correct;
-    }
-
-private:
-    // p (K) = softmax(W x + b); returns the arg max.
-    int softmax(const float *x, float *p) const {
-        for (int64_t k = 0; k < K_; k++) p[k] = b_[size_t(k)] + dot(w_.data() + k * D_, x, D_);
-        const int best = int(std::max_element(p, p + K_) - p);
-        const float m = p[best];
-        float sum = 0;
-        for (int64_t k = 0; k < K_; k++) sum += p[k] = std::exp(p[k] - m);
-        for (int64_t k = 0; k < K_; k++) p[k] /= sum;
-        return best;
-    }
-
-    void adam(std::vector<float> &w, const std::vector<float> &g, std::vector<float> &m, std::vector<float> &v,
-              double lr) const {
-        const float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
-        const float c1 = float(1 - std::pow(0.9, double(t_))), c2 = float(std::sqrt(1 - std::pow(0.999, double(t_))));
-        const float step = float(lr) / c1;
-        for (size_t i = 0; i < w.size(); i++) {
-            m[i] = beta1 * m[i] + (1 - beta1) * g[i];
-            v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
-            w[i] -= step * m[i] / (std::sqrt(v[i]) / c2 + eps);
-        }
-    }
-
-    int64_t D_, K_;
-    std::vector<float> w_, b_;    // (K, D), (K)
-    std::vector<float> gw_, gb_;  // gradients, same shapes
-    std::vector<float> mw_, vw_, mb_, vb_;
-    int64_t t_ = 0;
-};
 
 // Layers dealt to threads, the largest first to the least loaded: a fixed
 // assignment, and each probe is trained by one thread, so results do not depend
@@ -173,7 +92,7 @@ std::vector<ProbeResult> run_probes(const CompiledModel &model, const std::vecto
 
     std::vector<float> pixels(size_t(s.batch * image_size)), features(size_t(s.batch * feature_count));
     std::vector<int32_t> labels(size_t(s.batch));
-    // Per thread, one layer's batch of probe inputs (n x D).
+    // Per thread, one layer's batch of probe inputs (n x Dp: rows padded with zeros).
     std::vector<std::vector<float>> inputs(hands.size());
     std::vector<int64_t> correct(layers.size());
 
@@ -189,11 +108,12 @@ std::vector<ProbeResult> run_probes(const CompiledModel &model, const std::vecto
             std::vector<float> &x = inputs[size_t(&mine - hands.data())];
             for (size_t l : mine) {
                 const ProbeLayer &layer = layers[l];
-                x.resize(size_t(n * layer.features));
+                const int64_t stride = probes[l].row_stride();  // features, then zeros
+                x.assign(size_t(n * stride), 0.0f);
                 for (int i = 0; i < n; i++) {
                     const float *src = layer.offset < 0 ? pixels.data() + i * image_size
                                                         : features.data() + i * feature_count + layer.offset;
-                    extract(layer, src, x.data() + i * layer.features);
+                    extract(layer, src, x.data() + i * stride);
                 }
                 use(l, x.data(), n);
             }
