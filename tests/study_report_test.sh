@@ -2,7 +2,8 @@
 # scripts/study_report.py on small synthetic `kiln study` folders: a full one
 # (3 networks x 2 seeds, curves, probes, inspect files), a 1-seed 1-epoch one with
 # nothing optional, and broken ones (missing results.csv, malformed rows), which
-# must fail with one line on stderr naming the file.
+# must fail with one line on stderr naming the file; study_compare.py and
+# study_ranks.py beside it.
 # Usage: bash tests/study_report_test.sh /path/to/scripts/study_report.py
 set -u
 script=${1:?usage: study_report_test.sh STUDY_REPORT_PY}
@@ -266,6 +267,22 @@ expect_fail "missing study.json" "$tmp/nostudy" "study\.json.*missing"
 mkdir -p "$tmp/badinspect/inspect" && cp "$full/study.json" "$full/results.csv" "$tmp/badinspect/"
 echo '{"image": [1, 2' >"$tmp/badinspect/inspect/conv1-dense1.json"
 expect_fail "bad inspect json" "$tmp/badinspect" "inspect/conv1-dense1\.json: malformed JSON"
+
+# --- study_ranks.py: runs of 3, 1, 1, 1 minutes taken in order by 2 ranks end
+# at 3 minutes (rank 1 takes the three short ones), by 1 rank at 6
+ranks="$(dirname "$script")/study_ranks.py"
+printf '%s\n' "compiling a.toml: forward, train, features ... 30.0 s" \
+    "[  1/4] a seed 1: test accuracy 99.00% in 170.0 s of training; study 25% done, 3.0 min so far" \
+    "[  2/4] b seed 1: test accuracy 99.00% in 50.0 s of training; study 50% done, 4.0 min so far" \
+    "[  3/4] a seed 2: test accuracy 99.00% in 50.0 s of training; study 75% done, 5.0 min so far" \
+    "[  4/4] b seed 2: test accuracy 99.00% in 50.0 s of training; study 100% done, 6.0 min so far" >"$tmp/study.log"
+"$py" "$ranks" "$tmp/study.log" --ranks 1,2 >"$tmp/out" 2>"$tmp/err"
+check "ranks: runs" [ $? -eq 0 ]
+check "ranks: 1 and 2 ranks" contains "$tmp/out" "| $tmp/study.log | 4 | 0.5 min | 6.0 min | 3.0 min |"
+echo "no runs here" >"$tmp/notalog"
+"$py" "$ranks" "$tmp/notalog" >"$tmp/out" 2>"$tmp/err"
+check "ranks: a file without runs fails" [ $? -eq 1 ]
+check "ranks: names it" contains "$tmp/err" "$tmp/notalog: error:"
 
 echo "study_report_test: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
