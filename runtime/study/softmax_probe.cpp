@@ -95,7 +95,7 @@ void adam(std::vector<float> &w, const std::vector<float> &g, std::vector<float>
 }  // namespace
 
 SoftmaxProbe::SoftmaxProbe(int64_t features, int classes)
-    : D_(features), Dp_((features + kLanes - 1) / kLanes * kLanes), K_(classes), w_(size_t(Dp_ * K_)), b_(size_t(K_)),
+    : Dp_((features + kLanes - 1) / kLanes * kLanes), K_(classes), w_(size_t(Dp_ * K_)), b_(size_t(K_)),
       gw_(w_.size()), gb_(b_.size()), mw_(w_.size()), vw_(w_.size()), mb_(b_.size()), vb_(b_.size()) {}
 
 int64_t SoftmaxProbe::softmax(const float *x, const int32_t *labels, int n, std::vector<float> &p) const {

@@ -2,7 +2,10 @@
 // linear probes' classifier. A study probes every hidden layer of every network
 // for three epochs, some 10^12 multiply-adds, so its two products, scores = x w^T
 // and the weight gradient d^T x, are blocked in registers (16-float vectors)
-// and compiled for AVX-512, AVX2 and plain x86-64, picked at load time.
+// and compiled for AVX-512, AVX2 and plain x86-64, picked at load time. Its sums
+// run in a fixed order, so a probe's result does not depend on the thread
+// count; the first two fuse multiply-adds, so it may differ by float rounding
+// between CPUs of different kinds, as the compiled pipelines' do.
 //
 // Dimension letters: N images in a batch, D features per image, Dp D rounded up
 // to a multiple of 16 (rows are padded with zeros), K classes.
@@ -36,7 +39,7 @@ private:
     // is their label.
     int64_t softmax(const float *x, const int32_t *labels, int n, std::vector<float> &p) const;
 
-    int64_t D_, Dp_, K_;
+    int64_t Dp_, K_;
     std::vector<float> w_, b_;    // (K, Dp), (K)
     std::vector<float> gw_, gb_;  // their gradients, same shapes
     std::vector<float> mw_, vw_, mb_, vb_;  // Adam's moments, same shapes
