@@ -41,30 +41,45 @@ def wall_on(ranks, runs):
     return max(free)
 
 
+def rank_counts(text):
+    """--ranks: comma-separated positive integers."""
+    try:
+        counts = [int(p) for p in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got '{text}'")
+    return counts
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("logs", nargs="+")
-    parser.add_argument("--ranks", default="1,2,3,4", help="comma-separated rank counts")
+    parser.add_argument("--ranks", type=rank_counts, default=[1, 2, 3, 4], help="comma-separated rank counts")
     args = parser.parse_args()
-    ranks = [int(p) for p in args.ranks.split(",")]
-    totals = {p: 0.0 for p in ranks}
-    compiles = 0.0
-    print("| log | runs | compiling | " + " | ".join(f"{p} rank{'s' if p > 1 else ''}" for p in ranks) + " |")
-    print("|---|---|---|" + "---|" * len(ranks))
+    ranks = args.ranks
+    logs = []  # (path, runs, compile minutes): all read before anything is printed
     for path in args.logs:
-        runs, compile_minutes = run_minutes(path)
+        try:
+            runs, compile_minutes = run_minutes(path)
+        except (OSError, UnicodeDecodeError) as e:
+            raise SystemExit(f"{path}: error: cannot read: {getattr(e, 'strerror', None) or e}")
         if not runs:
             raise SystemExit(f"{path}: error: no '[k/N] ... min so far' lines: not a kiln study log")
+        logs.append((path, runs, compile_minutes))
+    totals = {p: 0.0 for p in ranks}
+    print("| log | runs | compiling | " + " | ".join(f"{p} rank{'s' if p > 1 else ''}" for p in ranks) + " |")
+    print("|---|---|---|" + "---|" * len(ranks))
+    for path, runs, compile_minutes in logs:
         walls = {p: wall_on(p, runs) for p in ranks}
         for p in ranks:
             totals[p] += walls[p]
-        compiles = max(compiles, compile_minutes)
         print(f"| {path} | {len(runs)} | {compile_minutes:.1f} min | " +
               " | ".join(f"{walls[p]:.1f} min" for p in ranks) + " |")
-    if len(args.logs) > 1:
+    if len(logs) > 1:
+        compiles = max(c for _, _, c in logs)
         print(f"| all, one after the other, compiling once | | {compiles:.1f} min | " +
               " | ".join(f"{totals[p] + compiles:.1f} min" for p in ranks) + " |")
-
 
 if __name__ == "__main__":
     main()

@@ -283,6 +283,9 @@ echo "no runs here" >"$tmp/notalog"
 "$py" "$ranks" "$tmp/notalog" >"$tmp/out" 2>"$tmp/err"
 check "ranks: a file without runs fails" [ $? -eq 1 ]
 check "ranks: names it" contains "$tmp/err" "$tmp/notalog: error:"
+"$py" "$ranks" "$tmp/absent.log" >"$tmp/out" 2>"$tmp/err"
+check "ranks: a missing log fails" [ $? -eq 1 ]
+check "ranks: with one line naming it" [ "$(wc -l <"$tmp/err")" -eq 1 ] && contains "$tmp/err" "$tmp/absent.log: error: cannot read"
 
 echo "study_report_test: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
