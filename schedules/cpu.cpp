@@ -34,34 +34,32 @@ void schedule_forward_layers(pipeline::Graph &g, const Context &ctx) {
     }
 }
 
-// The flat gradient's updates copy each tensor's gradient into place: the copy
-// runs along the tensor's innermost dimensions fused, in vectors. Each element is
-// written exactly once (the index is one-to-one in the loop variables), which
-// Halide cannot prove on its own: hence allow_race_conditions, which is safe here.
-void schedule_gradient_copy(Func grad, const Context &ctx) {
-    for (int u = 0; u < grad.num_update_definitions(); u++) {
-        std::vector<RVar> r = grad.rvars(u);
-        if (r.size() == 4) {  // a weight (a, b, c, o): fuse a, b, c
-            RVar ab("ab"), abc("abc");
-            grad.update(u).allow_race_conditions().fuse(r[0], r[1], ab).fuse(ab, r[2], abc).vectorize(
-                abc, ctx.vector, TailStrategy::GuardWithIf);
-        } else {  // a bias (o)
-            grad.update(u).allow_race_conditions().vectorize(r[0], ctx.vector, TailStrategy::GuardWithIf);
-        }
+// A copy into place (an update of the flat gradient or of the features output):
+// its first `fused` loop variables, a tensor's innermost dimensions, fused and
+// in vectors. Each element is written exactly once (the index is one-to-one in
+// the loop variables), which Halide cannot prove on its own: hence
+// allow_race_conditions, which is safe here.
+Halide::Stage vectorize_copy(Func f, int u, size_t fused, const Context &ctx) {
+    std::vector<RVar> r = f.rvars(u);
+    RVar along = r[0];
+    for (size_t i = 1; i < fused; i++) {
+        RVar next("fused" + std::to_string(i));
+        f.update(u).fuse(along, r[i], next);
+        along = next;
     }
+    return f.update(u).allow_race_conditions().vectorize(along, ctx.vector, TailStrategy::GuardWithIf);
 }
 
-// The features output's updates copy each layer's output into place, like the
-// gradient copy above: the layer's (x, y, c) fused, in vectors (each element
-// written once, hence allow_race_conditions), images in parallel.
+// The flat gradient's updates: a weight (a, b, c, o) along a, b, c fused; a bias (o) along o.
+void schedule_gradient_copy(Func grad, const Context &ctx) {
+    for (int u = 0; u < grad.num_update_definitions(); u++)
+        vectorize_copy(grad, u, grad.rvars(u).size() == 4 ? 3 : 1, ctx);
+}
+
+// The features output's updates, one per layer: its (x, y, c) fused, images in parallel.
 void schedule_features_copy(Func features, const Context &ctx) {
-    const Var n = features.args()[1];
-    for (int u = 0; u < features.num_update_definitions(); u++) {
-        std::vector<RVar> r = features.rvars(u);  // x, y, c of layer u
-        RVar xy("xy"), xyc("xyc");
-        features.update(u).allow_race_conditions().fuse(r[0], r[1], xy).fuse(xy, r[2], xyc).vectorize(
-            xyc, ctx.vector, TailStrategy::GuardWithIf).parallel(n);
-    }
+    for (int u = 0; u < features.num_update_definitions(); u++)
+        vectorize_copy(features, u, 3, ctx).parallel(features.args()[1]);
 }
 
 // Whether a layer's schedule stores f whole. (Locking a LoopLevel lets it be
