@@ -23,7 +23,8 @@ int vector_lanes(const ScheduleSettings &settings, const Halide::Target &target,
 // (layers::Algorithms::direct_narrow_lanes), as the build does; without, it takes
 // every layer it applies to.
 inline layers::Algorithms algorithms_for(const ScheduleSettings &settings, int lanes = 0) {
-    return {settings.conv_algorithm == "winograd", lanes, !settings.training_autoscheduler.empty()};
+    const bool winograd = settings.conv_algorithm == "winograd" || settings.conv_algorithm == "winograd4";
+    return {winograd, lanes, !settings.training_autoscheduler.empty(), settings.conv_algorithm == "winograd4" ? 4 : 2};
 }
 
 // `batch`, the number of images in a call where given, lets small layers run

@@ -73,8 +73,10 @@ int channel_block(int64_t channels, const Context &ctx);
 void schedule_window_rows(Func stored, Func acc, int block, int64_t width, const Context &ctx, bool serial_single_image);
 
 // `stored` (x, y, o, n), `width` wide with `channels` channels, computed by
-// Winograd's F(2x2, 3x3) through `w` (layers/conv_winograd.cpp).
-void schedule_winograd(Func stored, layers::Winograd w, int64_t width, int64_t channels, const Context &ctx);
+// Winograd's F(m x m, 3x3) through `w` (layers/conv_winograd.cpp) from `src` (x, y,
+// c, n, zero outside the image), into `stored` (x, y, o, n), width x height x channels.
+void schedule_winograd(Func stored, layers::Winograd w, Func src, int64_t width, int64_t height, int64_t channels,
+                       const Context &ctx);
 
 // A conv layer's weight gradient by Winograd (s.bwd.winograd_grad).
 void schedule_winograd_weight_grad(const pipeline::LayerStages &s, const Context &ctx);

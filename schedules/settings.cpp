@@ -136,8 +136,8 @@ void apply(const std::string &path, const toml::table &table, ScheduleSettings &
             s.inference_autoscheduler = read_autoscheduler(path, node, k);
         } else if (k == "conv_algorithm") {
             const auto name = node.value<std::string>();
-            if (!name || (*name != "direct" && *name != "winograd"))
-                fail(path, node.source(), "'conv_algorithm' must be \"direct\" or \"winograd\"");
+            if (!name || (*name != "direct" && *name != "winograd" && *name != "winograd4"))
+                fail(path, node.source(), "'conv_algorithm' must be \"direct\", \"winograd\" or \"winograd4\"");
             s.conv_algorithm = *name;
         } else if (k == "vector_lanes") {
             s.vector_lanes = read_int(path, node, k, 0, 64);

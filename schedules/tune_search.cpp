@@ -8,6 +8,9 @@
 namespace kiln::schedules {
 namespace {
 
+// conv_algorithm's values, the tuner's coordinate 0, 1, 2.
+constexpr const char *kConvAlgorithms[] = {"direct", "winograd", "winograd4"};
+
 // The block schedules/common.cpp's channel_block() makes of `channels` under
 // a setting: the largest divisor up to it (0: up to 4).
 int effective_block(int64_t channels, int setting) {
@@ -38,10 +41,10 @@ void conv_network_coordinates(const model::Network &net, int vector, int train_b
     };
     if (std::any_of(net.layers.begin(), net.layers.end(),
                     [](const model::Layer &l) { return l.is("conv") && layers::uses_winograd(l, {true}); }))
-        out.push_back({"conv_algorithm", false, {0, 1},
-                       [](ScheduleSettings &s, int v) { s.conv_algorithm = v ? "winograd" : "direct"; },
+        out.push_back({"conv_algorithm", false, {0, 1, 2},
+                       [](ScheduleSettings &s, int v) { s.conv_algorithm = kConvAlgorithms[v]; },
                        [](const ScheduleSettings &s) { return s.conv_algorithm; },
-                       [](int v) { return std::string(v ? "\"winograd\"" : "\"direct\""); }});
+                       [](int v) { return "\"" + std::string(kConvAlgorithms[v]) + "\""; }});
     out.push_back({"conv_channel_block", false, {1, 2, 3, 4, 6, 8},
                    [](ScheduleSettings &s, int v) { s.conv_channel_block = v; },
                    convs([](const model::Layer &l, const ScheduleSettings &s) {

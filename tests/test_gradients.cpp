@@ -170,17 +170,19 @@ TEST_CASE("conv adjoint matches finite differences and Halide's autodiff", "[gra
     check_layer("type = \"conv\"\nfilters = 16\nkernel = 2\nactivation = \"tanh\"");
 }
 
-// Winograd F(2x2, 3x3): the layer under test reads 8 channels (a first layer of
-// 3 is left direct), its forward pass and input gradient by Winograd; odd and
-// even sizes (7 x 6 images: a partial tile column), one and several vectors of
-// tiles, a layer after it (so its d_in is used) or not.
+// Winograd F(2x2, 3x3) and F(4x4, 3x3): the layer under test reads 8 channels (a
+// first layer of 3 is left direct), its forward pass and input gradient by
+// Winograd; odd and even sizes (7 x 6 images: a partial tile column), one and
+// several vectors of tiles or channels, a layer after it (so its d_in is used) or not.
 TEST_CASE("conv by Winograd: adjoint matches finite differences and Halide's autodiff", "[gradients][conv][winograd]") {
-    kiln::schedules::ScheduleSettings winograd;
-    winograd.conv_algorithm = "winograd";
-    const std::string eight = "type = \"conv\"\nfilters = 8\nkernel = 3\npadding = 1\nactivation = \"relu\"\n[[layer]]\n";
-    check_layer(eight + "type = \"conv\"\nfilters = 9\nkernel = 3\npadding = 1\nactivation = \"tanh\"", "", winograd);
-    check_layer(eight + "type = \"conv\"\nfilters = 16\nkernel = 3\npadding = \"same\"\n[[layer]]\n"
-                        "type = \"conv\"\nfilters = 4\nkernel = 3\npadding = 1\nactivation = \"relu\"", "", winograd);
+    for (const std::string algorithm : {"winograd", "winograd4"}) {
+        kiln::schedules::ScheduleSettings winograd;
+        winograd.conv_algorithm = algorithm;
+        const std::string eight = "type = \"conv\"\nfilters = 8\nkernel = 3\npadding = 1\nactivation = \"relu\"\n[[layer]]\n";
+        check_layer(eight + "type = \"conv\"\nfilters = 9\nkernel = 3\npadding = 1\nactivation = \"tanh\"", "", winograd);
+        check_layer(eight + "type = \"conv\"\nfilters = 16\nkernel = 3\npadding = \"same\"\n[[layer]]\n"
+                            "type = \"conv\"\nfilters = 4\nkernel = 3\npadding = 1\nactivation = \"relu\"", "", winograd);
+    }
 }
 
 TEST_CASE("maxpool adjoint matches finite differences and Halide's autodiff", "[gradients][maxpool]") {

@@ -45,8 +45,13 @@ Func zero_outside(const Func &f, int width, int height, const std::string &name)
 
 bool uses_winograd(const model::Layer &l, const Algorithms &a) {
     const model::ConvSpec &s = l.spec_as<model::ConvSpec>();
-    const bool narrow_direct = channel_vectors_fit(l.out.width, l.out.channels, a.direct_narrow_lanes);
+    const bool narrow_direct =
+        a.winograd_tile == 2 && channel_vectors_fit(l.out.width, l.out.channels, a.direct_narrow_lanes);
     return a.winograd && !narrow_direct && s.kernel == 3 && s.stride == 1 && s.padding == 1 && l.in.channels >= 8;
+}
+
+int winograd_tile(const model::Layer &l, const Algorithms &a) {
+    return uses_winograd(l, a) ? a.winograd_tile : 0;
 }
 
 bool uses_winograd_weight_grad(const model::Layer &l, const Algorithms &a) {
@@ -55,7 +60,7 @@ bool uses_winograd_weight_grad(const model::Layer &l, const Algorithms &a) {
 }
 
 Forward conv_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in,
-                     bool winograd) {
+                     int winograd) {
     Vars v;
     Var o("o");
     const ConvDims d = dims_of(l);
@@ -70,7 +75,7 @@ Forward conv_forward(const model::Network &net, const model::Layer &l, const Fun
     f.weight(kx, ky, v.c, o) = weight_at(params, w, d, kx, ky, v.c, o);
     f.pre = Func(l.name + "_pre");  // (x, y, o, n)
     if (winograd) {
-        f.winograd = winograd_3x3(l.name, src, f.weight, d.C, d.W);
+        f.winograd = winograd_3x3(l.name, src, f.weight, d.C, d.W, winograd);
         f.pre(v.x, v.y, o, v.n) = param_at(params, b, o) + f.winograd.out(v.x, v.y, o, v.n);
     } else {
         f.pre(v.x, v.y, o, v.n) = param_at(params, b, o);
@@ -83,7 +88,7 @@ Forward conv_forward(const model::Network &net, const model::Layer &l, const Fun
 }
 
 Backward conv_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &a,
-                       bool winograd, bool winograd_grad) {
+                       int winograd, bool winograd_grad) {
     Vars v;
     Var o("o"), kx("kx"), ky("ky");
     const ConvDims d = dims_of(l);
@@ -119,7 +124,7 @@ Backward conv_backward(const model::Network &net, const model::Layer &l, const F
     if (winograd) {
         Func flipped(l.name + "_weight_flipped");  // (kx, ky, o, c)
         flipped(kx, ky, o, v.c) = weight_at(params, w, d, 2 - kx, 2 - ky, v.c, o);
-        g.winograd = winograd_3x3(l.name + "_d_in", g.d_pre_padded, flipped, int(l.out.channels), d.W);
+        g.winograd = winograd_3x3(l.name + "_d_in", g.d_pre_padded, flipped, int(l.out.channels), d.W, winograd);
         g.d_in = Func(l.name + "_d_in");  // (x, y, c, n)
         g.d_in(v.x, v.y, v.c, v.n) = g.winograd.out(v.x, v.y, v.c, v.n);
         return g;
@@ -140,11 +145,11 @@ Backward conv_backward(const model::Network &net, const model::Layer &l, const F
 
 void register_conv(BuilderTable &t) {
     t.push_back({"conv", [](const LayerCall &c, const std::vector<Func> &in) {
-                     return conv_forward(c.net, c.layer, c.params, in[0], uses_winograd(c.layer, c.algorithms));
+                     return conv_forward(c.net, c.layer, c.params, in[0], winograd_tile(c.layer, c.algorithms));
                  },
                  [](const LayerCall &c, const BackwardArgs &a) {
                      const model::Layer &l = c.layer;
-                     Backward g = conv_backward(c.net, l, c.params, a, uses_winograd(l, c.algorithms),
+                     Backward g = conv_backward(c.net, l, c.params, a, winograd_tile(l, c.algorithms),
                                                 uses_winograd_weight_grad(l, c.algorithms));
                      const int K = int(l.spec_as<model::ConvSpec>().kernel);
                      g.param_grads = {{l.weight, g.d_weight, {K, K, int(l.in.channels), int(l.out.channels)}},

@@ -27,14 +27,16 @@ struct Vars {
     Var x{"x"}, y{"y"}, c{"c"}, n{"n"};
 };
 
-// A 3x3 stride-1 correlation by Winograd's F(2x2, 3x3) (conv_winograd.cpp); t
-// numbers a tile (tx, ty) of 2x2 outputs as tx + pitch ty, a, b in [0, 4).
+// A 3x3 stride-1 correlation by Winograd's F(m x m, 3x3) (conv_winograd.cpp); t
+// numbers a tile (tx, ty) of m x m outputs as tx + pitch ty, a, b in [0, m + 2).
 struct Winograd {
     Func kernel;   // (a, b, c, o) G g G^T of each kernel
-    Func tiles;    // (t, c, a, b, n) B^T d B of each tile's 4x4 input patch
+    Func tiles;    // (t, c, a, b, n) B^T d B of each tile's (m + 2) x (m + 2) input patch
     Func product;  // (t, o, a, b, n) sum over c of kernel tiles
+    Func inverse;  // (t, o, i, j, n) A^T product A, i, j in [0, m); m = 4 only (m = 2: out computes it)
     Func out;      // (x, y, o, n) A^T product A
-    int pitch = 0; // tiles per tile row, a power of two
+    int tile = 2;  // m: outputs per tile along x and y
+    int pitch = 0; // tiles per tile row: at m = 2 a power of two, at m = 4 the row's tiles
 };
 
 // A 3x3 stride-1 correlation's weight gradient by the adjoint of F(2x2, 3x3)
@@ -128,6 +130,10 @@ struct Algorithms {
     // which it refuses for a four-loop copy, unable to prove that no two of its
     // iterations write one element. The hand-written schedule fuses the four.
     bool flat_gradient_copies = false;
+    // Outputs per Winograd tile along x and y: F(2x2, 3x3) or F(4x4, 3x3) (the
+    // forward pass and input gradient; weight gradients by F(2x2, 3x3)). At 4 the
+    // products run in vectors along the channels: narrow layers take it too.
+    int winograd_tile = 2;
 };
 
 // One layer as the builders see it.
@@ -157,12 +163,13 @@ Expr activate(model::Activation a, Expr pre);
 // derivative is a function of its output).
 Expr activation_backward(model::Activation a, Expr out, Expr d_out);
 
-// conv.cpp; `winograd`: by Winograd where uses_winograd says it applies,
-// `winograd_grad`: the weight gradient too (uses_winograd_weight_grad).
+// conv.cpp; `winograd`: 0, or the outputs per tile of F(m x m, 3x3) where
+// uses_winograd says it applies (winograd_tile), `winograd_grad`: the weight
+// gradient by Winograd too (uses_winograd_weight_grad).
 Forward conv_forward(const model::Network &net, const model::Layer &l, const Func &params, const Func &in,
-                     bool winograd = false);
+                     int winograd = 0);
 Backward conv_backward(const model::Network &net, const model::Layer &l, const Func &params, const BackwardArgs &args,
-                       bool winograd = false, bool winograd_grad = false);
+                       int winograd = 0, bool winograd_grad = false);
 // Whether rows `width` wide with `channels` channels fill vectors of `lanes` better
 // along the channels than along the rows: rows narrower than a vector, channels a
 // whole number of vectors (the direct convolution's channel-vector schedule).
@@ -174,6 +181,8 @@ inline bool channel_vectors_fit(int64_t width, int64_t channels, int lanes) {
 // 1, padding 1, and at least 8 input channels (a first layer's one channel gains
 // nothing), and not left to the direct method (Algorithms::direct_narrow_lanes).
 bool uses_winograd(const model::Layer &l, const Algorithms &a);
+// Its tile (Algorithms::winograd_tile) where it is, else 0.
+int winograd_tile(const model::Layer &l, const Algorithms &a);
 // Whether its weight gradient is, when the setting asks: 3x3, stride 1, padding 1,
 // at least 8 input channels; whatever the width (narrow rows included: the
 // products run along the channels).
@@ -182,8 +191,9 @@ bool uses_winograd_weight_grad(const model::Layer &l, const Algorithms &a);
 // conv_winograd.cpp: out(x, y, o, n) = sum_{c, ky, kx} weight(kx, ky, c, o) src(x + kx - 1, y + ky - 1, c, n)
 // for a src (x, y, c, n) of `channels` channels that reads zero outside its
 // image, `width` wide. winograd_pitch: its tiles per tile row.
-Winograd winograd_3x3(const std::string &name, const Func &src, const Func &weight, int channels, int width);
-int winograd_pitch(int width);
+// By F(tile x tile, 3x3), tile 2 or 4.
+Winograd winograd_3x3(const std::string &name, const Func &src, const Func &weight, int channels, int width, int tile);
+int winograd_pitch(int width, int tile);
 // d_weight(kx, ky, c, o) = sum_{n, x, y} d_out(x, y, o, n) src(x + kx - 1, y + ky - 1, c, n)
 // over `width` x `height` outputs of `batch` images, d_out reading zero outside
 // them, src zero outside its image.

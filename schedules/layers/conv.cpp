@@ -45,14 +45,16 @@ void schedule_channel_vectors(Func stored, Func acc, Func weight, int weight_lan
 
 void conv_forward(const pipeline::LayerStages &s, const Context &ctx) {
     // The zero border stored once, so the inner loop reads without bounds checks.
-    if (s.fwd.in_padded.defined()) {
+    // (Winograd by channels reads it through a copy of its own: the border there.)
+    if (s.fwd.in_padded.defined() && s.fwd.winograd.tile != 4) {
         Func padded = s.fwd.in_padded;
         padded.compute_root();
         serial_for_one_image(padded, padded.args()[0], s, ctx);
         schedule_spatial(padded, ctx);
     }
     if (s.fwd.winograd.out.defined())
-        return schedule_winograd(s.fwd.out, s.fwd.winograd, s.layer->out.width, s.layer->out.channels, ctx);
+        return schedule_winograd(s.fwd.out, s.fwd.winograd, s.fwd.in_padded, s.layer->out.width, s.layer->out.height,
+                                 s.layer->out.channels, ctx);
     if (layers::channel_vectors_fit(s.layer->out.width, s.layer->out.channels, ctx.vector))
         return schedule_channel_vectors(s.fwd.out, s.fwd.pre, s.fwd.weight, 3, s.layer->out.width, ctx, &s);
     schedule_window_rows(s.fwd.out, s.fwd.pre, channel_block(s.layer->out.channels, ctx), s.layer->out.width, ctx,
@@ -197,7 +199,8 @@ void conv_backward(const pipeline::LayerStages &s, const Context &net) {
         // wrapper stores d_in, which accumulates row by row.
         schedule_spatial(s.bwd.d_pre_padded, input_grad);
         if (s.bwd.winograd.out.defined())
-            return schedule_winograd(s.bwd.d_in, s.bwd.winograd, s.layer->in.width, s.layer->in.channels, input_grad);
+            return schedule_winograd(s.bwd.d_in, s.bwd.winograd, s.bwd.d_pre_padded, s.layer->in.width, s.layer->in.height,
+                                     s.layer->in.channels, input_grad);
         Func din = s.bwd.d_in;  // (x, y, c, n) summed over kx, ky, o
         // Its weights read through a copy of their own, input channels innermost.
         if (layers::channel_vectors_fit(s.layer->in.width, s.layer->in.channels, input_grad.vector))

@@ -6,6 +6,7 @@
 // vectors of tiles x a block of output channels accumulating over the input
 // channels, then the output transform, vectors along x (each vector of tiles
 // gives two interleaved output vectors). The transformed kernels are stored once.
+// F(4x4, 3x3) runs in vectors along the channels instead (schedule_winograd_by_channels).
 // A weight gradient by Winograd: per image, its input and output-gradient tiles
 // are transformed and the 16 products accumulate over the image's tiles, each a
 // register tile of a block of input channels x one or two vectors of output
@@ -17,7 +18,91 @@
 
 namespace kiln::schedules {
 
-void schedule_winograd(Func stored, layers::Winograd w, int64_t width, int64_t channels, const Context &ctx) {
+namespace {
+
+// F(4x4, 3x3) with vectors along the channels, per image: its input copied
+// channels innermost, the tiles' transforms (36 entries of each tile from its
+// 6x6 patch at once) in vectors of input channels, the 36 products over the
+// input channels each a register tile of a block of tiles x one or two vectors
+// of output channels (the tile's entry broadcast, the kernel's loaded), the
+// inverse transform in vectors of output channels, then the output read back
+// along x. Every tile of the image is one of the products' rows: none wasted on
+// a power-of-two pitch, and rows narrower than a vector cost nothing extra. A
+// tile's entries are stored together (channels, then entries, then tiles): by
+// entry first, 16 tiles of 64 channels put all 36 entries 4 KiB apart, in one
+// set of the L1 cache.
+void schedule_winograd_by_channels(Func stored, layers::Winograd w, Func src, int64_t width,
+                                   int64_t height, int64_t channels, const Context &ctx) {
+    Var x = stored.args()[0], n = stored.args()[3];
+    stored.compute_root().vectorize(x, row_lanes(width, ctx)).parallel(n);
+
+    const int64_t tiles = w.pitch * ((height + 3) / 4);
+    int tile_block = w.pitch;  // tiles per register tile: a divisor of the image's, 4 to 8, else a tile row
+    for (int b = 8; b >= 4; b--)
+        if (tiles % b == 0) {
+            tile_block = b;
+            break;
+        }
+    const int o_vectors = channels % (2 * ctx.vector) == 0 ? 2 : 1;
+    Var t = w.product.args()[0], o = w.product.args()[1], a = w.product.args()[2], b = w.product.args()[3];
+    Var to("to"), ti("ti"), oo("oo"), ov("ov"), ol("ol");
+    RVar c = w.product.rvars(0)[0];
+    w.product.compute_at(stored, n)
+        .bound(a, 0, 6)
+        .bound(b, 0, 6)
+        .reorder_storage(o, a, b, t)
+        .reorder(o, t, a, b)
+        .vectorize(o, ctx.vector, kGuard);
+    w.product.update()
+        .split(o, oo, ov, ctx.vector * o_vectors, kGuard)
+        .split(ov, ov, ol, ctx.vector)
+        .split(t, to, ti, tile_block, kGuard)
+        .reorder(ol, ov, ti, c, to, oo, a, b)
+        .vectorize(ol)
+        .unroll(ov)
+        .unroll(ti);
+
+    // Each vector of channels' whole tile at once (the sums along one axis shared).
+    Var it = w.inverse.args()[0], io = w.inverse.args()[1], ii = w.inverse.args()[2], ij = w.inverse.args()[3];
+    Var vo("vo"), vl("vl");
+    w.inverse.compute_at(stored, n)
+        .bound(ii, 0, 4)
+        .bound(ij, 0, 4)
+        .reorder_storage(io, ii, ij, it)
+        .split(io, vo, vl, ctx.vector, kGuard)
+        .reorder(vl, ii, ij, vo, it)
+        .vectorize(vl)
+        .unroll(ii)
+        .unroll(ij);
+
+    Var tt = w.tiles.args()[0], tc = w.tiles.args()[1], ta = w.tiles.args()[2], tb = w.tiles.args()[3];
+    w.tiles.compute_at(stored, n)
+        .bound(ta, 0, 6)
+        .bound(tb, 0, 6)
+        .reorder_storage(tc, ta, tb, tt)
+        .split(tc, vo, vl, ctx.vector, kGuard)
+        .reorder(vl, ta, tb, vo, tt)
+        .vectorize(vl)
+        .unroll(ta)
+        .unroll(tb);
+    Func copy = src.in(w.tiles);  // (x, y, c, n)
+    copy.compute_at(stored, n);
+    store_channels_innermost(copy, ctx);
+
+    Var ka = w.kernel.args()[0], kb = w.kernel.args()[1], kc = w.kernel.args()[2], ko = w.kernel.args()[3];
+    w.kernel.compute_root()
+        .bound(ka, 0, 6)
+        .bound(kb, 0, 6)
+        .reorder_storage(ko, kc, ka, kb)
+        .reorder(ko, kc, ka, kb)
+        .vectorize(ko, ctx.vector, kGuard);
+}
+
+}  // namespace
+
+void schedule_winograd(Func stored, layers::Winograd w, Func src, int64_t width, int64_t height, int64_t channels,
+                       const Context &ctx) {
+    if (w.tile == 4) return schedule_winograd_by_channels(stored, w, src, width, height, channels, ctx);
     Var x = stored.args()[0], y = stored.args()[1], n = stored.args()[3];
     const int group_tiles = 2 * ctx.vector;                      // tiles per group: two vectors
     const int rows = 2 * std::max(1, group_tiles / w.pitch);     // output rows per group
