@@ -88,10 +88,11 @@ Expr combine(const std::vector<double> &row, const std::function<Expr(int)> &e) 
     return sum;
 }
 
-// One axis of A^T m, entry k (0 to m - 1), from m(0)..m(alpha - 1).
-Expr output_transform(const Transforms &f, Expr k, const std::function<Expr(int)> &m) {
-    Expr out = combine(f.at[f.m - 1], m);
-    for (int i = f.m - 2; i >= 0; i--) out = Halide::select(k == i, combine(f.at[i], m), out);
+// Row k of `matrix` times the vector e(0), e(1), ...
+Expr transform(const std::vector<std::vector<double>> &matrix, Expr k, const std::function<Expr(int)> &e) {
+    const int rows = int(matrix.size());
+    Expr out = combine(matrix[rows - 1], e);
+    for (int i = rows - 2; i >= 0; i--) out = Halide::select(k == i, combine(matrix[i], e), out);
     return out;
 }
 
@@ -162,9 +163,19 @@ Winograd winograd_3x3(const std::string &name, const Func &src, const Func &weig
     w.kernel = Func(name + "_wino_kernel");  // (a, b, c, o)
     w.kernel(a, b, v.c, o) = pick(a, b, u);
 
-    // V = B^T d B over the tile's patch.
+    // V = B^T d B over the tile's patch: at m = 4 one axis at a time (tile_rows:
+    // B^T along x of each of the patch's rows), so that every entry is a few terms.
     w.tiles = Func(name + "_wino_tiles");  // (t, c, a, b, n)
-    w.tiles(t, v.c, a, b, v.n) = pick(a, b, patch_transform(f, src, t % w.pitch, t / w.pitch, v.c, v.n));
+    if (tile == 2) {
+        w.tiles(t, v.c, a, b, v.n) = pick(a, b, patch_transform(f, src, t % w.pitch, t / w.pitch, v.c, v.n));
+    } else {
+        Var row("row");
+        Expr tx = t % w.pitch, ty = t / w.pitch;
+        w.tile_rows = Func(name + "_wino_tile_rows");  // (t, c, a, row, n)
+        w.tile_rows(t, v.c, a, row, v.n) =
+            transform(f.bt, a, [&](int du) { return src(4 * tx - 1 + du, 4 * ty - 1 + row, v.c, v.n); });
+        w.tiles(t, v.c, a, b, v.n) = transform(f.bt, b, [&](int dv) { return w.tile_rows(t, v.c, a, dv, v.n); });
+    }
 
     // M: per (a, b), tiles x input channels times input channels x output channels.
     RDom r(0, channels, name + "_wino_r");  // c
@@ -173,26 +184,22 @@ Winograd winograd_3x3(const std::string &name, const Func &src, const Func &weig
     w.product(t, o, a, b, v.n) += w.kernel(a, b, r, o) * w.tiles(t, r, a, b, v.n);
 
     // Y = A^T M A: output (x, y) is entry (x % m, y % m) of tile (x / m, y / m).
-    auto m = [&](Expr t, int aa, int bb) { return w.product(t, o, aa, bb, v.n); };
+    auto m = [&](Expr t, int aa, Expr bb) { return w.product(t, o, aa, bb, v.n); };
     w.out = Func(name + "_wino_out");  // (x, y, o, n)
     Expr tile_of_xy = v.x / tile + w.pitch * (v.y / tile);
     if (tile == 2) {
         // Four outputs of a tile, each from nine entries: computed in place, each
         // vector of x reading its tiles' entries (Halide deinterleaves x % 2).
-        auto col = [&](int bb) { return output_transform(f, v.x % 2, [&](int aa) { return m(tile_of_xy, aa, bb); }); };
-        w.out(v.x, v.y, o, v.n) = output_transform(f, v.y % 2, col);
+        auto col = [&](int bb) { return transform(f.at, v.x % 2, [&](int aa) { return m(tile_of_xy, aa, bb); }); };
+        w.out(v.x, v.y, o, v.n) = transform(f.at, v.y % 2, col);
         return w;
     }
-    // Sixteen outputs of a tile from 36 entries, sharing the sums along a:
-    // computed per tile in vectors of tiles (inverse), then read in place.
-    std::vector<std::vector<Expr>> y(tile, std::vector<Expr>(tile));
-    for (int jj = 0; jj < tile; jj++)
-        for (int ii = 0; ii < tile; ii++) {
-            auto col = [&](int bb) { return combine(f.at[ii], [&](int aa) { return m(t, aa, bb); }); };
-            y[jj][ii] = combine(f.at[jj], col);
-        }
+    // Sixteen outputs of a tile from 36 entries, one axis at a time
+    // (inverse_rows: A^T along a), computed per tile, then read in place.
+    w.inverse_rows = Func(name + "_wino_inverse_rows");  // (t, o, i, b, n)
+    w.inverse_rows(t, o, i, b, v.n) = transform(f.at, i, [&](int aa) { return m(t, aa, b); });
     w.inverse = Func(name + "_wino_inverse");  // (t, o, i, j, n)
-    w.inverse(t, o, i, j, v.n) = pick(i, j, y);
+    w.inverse(t, o, i, j, v.n) = transform(f.at, j, [&](int bb) { return w.inverse_rows(t, o, i, bb, v.n); });
     w.out(v.x, v.y, o, v.n) = w.inverse(tile_of_xy, o, v.x % tile, v.y % tile, v.n);
     return w;
 }

@@ -31,8 +31,10 @@ struct Vars {
 // numbers a tile (tx, ty) of m x m outputs as tx + pitch ty, a, b in [0, m + 2).
 struct Winograd {
     Func kernel;   // (a, b, c, o) G g G^T of each kernel
+    Func tile_rows;  // (t, c, a, row, n) B^T d along x of each patch row; m = 4 only
     Func tiles;    // (t, c, a, b, n) B^T d B of each tile's (m + 2) x (m + 2) input patch
     Func product;  // (t, o, a, b, n) sum over c of kernel tiles
+    Func inverse_rows;  // (t, o, i, b, n) A^T product; m = 4 only
     Func inverse;  // (t, o, i, j, n) A^T product A, i, j in [0, m); m = 4 only (m = 2: out computes it)
     Func out;      // (x, y, o, n) A^T product A
     int tile = 2;  // m: outputs per tile along x and y

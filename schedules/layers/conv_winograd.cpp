@@ -25,7 +25,8 @@ namespace {
 // 6x6 patch at once) in vectors of input channels, the 36 products over the
 // input channels each a register tile of a block of tiles x one or two vectors
 // of output channels (the tile's entry broadcast, the kernel's loaded), the
-// inverse transform in vectors of output channels, then the output read back
+// inverse transform in vectors of output channels (both transforms one axis at
+// a time, each pass's few terms per entry in registers), then the output read back
 // along x. Every tile of the image is one of the products' rows: none wasted on
 // a power-of-two pitch, and rows narrower than a vector cost nothing extra. A
 // tile's entries are stored together (channels, then entries, then tiles): by
@@ -74,6 +75,15 @@ void schedule_winograd_by_channels(Func stored, layers::Winograd w, Func src, in
         .vectorize(vl)
         .unroll(ii)
         .unroll(ij);
+    Var ro = w.inverse_rows.args()[1], ri = w.inverse_rows.args()[2], rb = w.inverse_rows.args()[3];
+    w.inverse_rows.compute_at(w.inverse, it)
+        .bound(ri, 0, 4)
+        .bound(rb, 0, 6)
+        .split(ro, vo, vl, ctx.vector, kGuard)
+        .reorder(vl, ri, rb, vo)
+        .vectorize(vl)
+        .unroll(ri)
+        .unroll(rb);
 
     Var tt = w.tiles.args()[0], tc = w.tiles.args()[1], ta = w.tiles.args()[2], tb = w.tiles.args()[3];
     w.tiles.compute_at(stored, n)
@@ -85,7 +95,16 @@ void schedule_winograd_by_channels(Func stored, layers::Winograd w, Func src, in
         .vectorize(vl)
         .unroll(ta)
         .unroll(tb);
-    Func copy = src.in(w.tiles);  // (x, y, c, n)
+    Var rc = w.tile_rows.args()[1], ra = w.tile_rows.args()[2], rr = w.tile_rows.args()[3];
+    w.tile_rows.compute_at(w.tiles, tt)
+        .bound(ra, 0, 6)
+        .bound(rr, 0, 6)
+        .split(rc, vo, vl, ctx.vector, kGuard)
+        .reorder(vl, ra, rr, vo)
+        .vectorize(vl)
+        .unroll(ra)
+        .unroll(rr);
+    Func copy = src.in(w.tile_rows);  // (x, y, c, n)
     copy.compute_at(stored, n);
     store_channels_innermost(copy, ctx);
 
