@@ -108,13 +108,19 @@ void schedule_winograd_by_channels(Func stored, layers::Winograd w, Func src, in
     copy.compute_at(stored, n);
     store_channels_innermost(copy, ctx);
 
+    // Every call transforms the kernels again (36 x C x O values: most of a
+    // batch-1 call's time unless each vector's 36 entries share its 9 taps).
     Var ka = w.kernel.args()[0], kb = w.kernel.args()[1], kc = w.kernel.args()[2], ko = w.kernel.args()[3];
     w.kernel.compute_root()
         .bound(ka, 0, 6)
         .bound(kb, 0, 6)
         .reorder_storage(ko, kc, ka, kb)
-        .reorder(ko, kc, ka, kb)
-        .vectorize(ko, ctx.vector, kGuard);
+        .split(ko, vo, vl, ctx.vector, kGuard)
+        .reorder(vl, ka, kb, vo, kc)
+        .vectorize(vl)
+        .unroll(ka)
+        .unroll(kb)
+        .parallel(kc);
 }
 
 }  // namespace
