@@ -119,8 +119,7 @@ void schedule_winograd_by_channels(Func stored, layers::Winograd w, Func src, in
         .reorder(vl, ka, kb, vo, kc)
         .vectorize(vl)
         .unroll(ka)
-        .unroll(kb)
-        .parallel(kc);
+        .unroll(kb);
 }
 
 }  // namespace
