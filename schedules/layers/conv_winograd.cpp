@@ -20,6 +20,23 @@ namespace kiln::schedules {
 
 namespace {
 
+// One of F(4x4, 3x3)'s transform passes `f`: its argument `lanes` in vectors,
+// inside each vector all its e0 x e1 entries (extents n0, n1) unrolled, so that
+// the terms they share are computed once; then the loops `rest`.
+void schedule_transform_pass(Func f, Var lanes, Var e0, int n0, Var e1, int n1, const std::vector<Halide::VarOrRVar> &rest,
+                             const Context &ctx) {
+    Var vo("vo"), vl("vl");
+    std::vector<Halide::VarOrRVar> order{vl, e0, e1, vo};
+    order.insert(order.end(), rest.begin(), rest.end());
+    f.bound(e0, 0, n0)
+        .bound(e1, 0, n1)
+        .split(lanes, vo, vl, ctx.vector, kGuard)
+        .reorder(order)
+        .vectorize(vl)
+        .unroll(e0)
+        .unroll(e1);
+}
+
 // F(4x4, 3x3) with vectors along the channels, per image: its input copied
 // channels innermost, the tiles' transforms (36 entries of each tile from its
 // 6x6 patch at once) in vectors of input channels, the 36 products over the
@@ -63,47 +80,21 @@ void schedule_winograd_by_channels(Func stored, layers::Winograd w, Func src, in
         .unroll(ov)
         .unroll(ti);
 
-    // Each vector of channels' whole tile at once (the sums along one axis shared).
+    // Each transform pass: a vector of channels' whole tile at once, unrolled
+    // (the sums along one axis shared); the inverse per tile of the products.
     Var it = w.inverse.args()[0], io = w.inverse.args()[1], ii = w.inverse.args()[2], ij = w.inverse.args()[3];
-    Var vo("vo"), vl("vl");
-    w.inverse.compute_at(stored, n)
-        .bound(ii, 0, 4)
-        .bound(ij, 0, 4)
-        .reorder_storage(io, ii, ij, it)
-        .split(io, vo, vl, ctx.vector, kGuard)
-        .reorder(vl, ii, ij, vo, it)
-        .vectorize(vl)
-        .unroll(ii)
-        .unroll(ij);
-    Var ro = w.inverse_rows.args()[1], ri = w.inverse_rows.args()[2], rb = w.inverse_rows.args()[3];
-    w.inverse_rows.compute_at(w.inverse, it)
-        .bound(ri, 0, 4)
-        .bound(rb, 0, 6)
-        .split(ro, vo, vl, ctx.vector, kGuard)
-        .reorder(vl, ri, rb, vo)
-        .vectorize(vl)
-        .unroll(ri)
-        .unroll(rb);
+    w.inverse.compute_at(stored, n).reorder_storage(io, ii, ij, it);
+    schedule_transform_pass(w.inverse, io, ii, 4, ij, 4, {it}, ctx);
+    const std::vector<Var> rows = w.inverse_rows.args();  // t, o, i, b, n
+    w.inverse_rows.compute_at(w.inverse, it);
+    schedule_transform_pass(w.inverse_rows, rows[1], rows[2], 4, rows[3], 6, {}, ctx);
 
     Var tt = w.tiles.args()[0], tc = w.tiles.args()[1], ta = w.tiles.args()[2], tb = w.tiles.args()[3];
-    w.tiles.compute_at(stored, n)
-        .bound(ta, 0, 6)
-        .bound(tb, 0, 6)
-        .reorder_storage(tc, ta, tb, tt)
-        .split(tc, vo, vl, ctx.vector, kGuard)
-        .reorder(vl, ta, tb, vo, tt)
-        .vectorize(vl)
-        .unroll(ta)
-        .unroll(tb);
-    Var rc = w.tile_rows.args()[1], ra = w.tile_rows.args()[2], rr = w.tile_rows.args()[3];
-    w.tile_rows.compute_at(w.tiles, tt)
-        .bound(ra, 0, 6)
-        .bound(rr, 0, 6)
-        .split(rc, vo, vl, ctx.vector, kGuard)
-        .reorder(vl, ra, rr, vo)
-        .vectorize(vl)
-        .unroll(ra)
-        .unroll(rr);
+    w.tiles.compute_at(stored, n).reorder_storage(tc, ta, tb, tt);
+    schedule_transform_pass(w.tiles, tc, ta, 6, tb, 6, {tt}, ctx);
+    const std::vector<Var> patch_rows = w.tile_rows.args();  // t, c, a, row, n
+    w.tile_rows.compute_at(w.tiles, tt);
+    schedule_transform_pass(w.tile_rows, patch_rows[1], patch_rows[2], 6, patch_rows[3], 6, {}, ctx);
     Func copy = src.in(w.tile_rows);  // (x, y, c, n)
     copy.compute_at(stored, n);
     store_channels_innermost(copy, ctx);
@@ -111,15 +102,8 @@ void schedule_winograd_by_channels(Func stored, layers::Winograd w, Func src, in
     // Every call transforms the kernels again (36 x C x O values: most of a
     // batch-1 call's time unless each vector's 36 entries share its 9 taps).
     Var ka = w.kernel.args()[0], kb = w.kernel.args()[1], kc = w.kernel.args()[2], ko = w.kernel.args()[3];
-    w.kernel.compute_root()
-        .bound(ka, 0, 6)
-        .bound(kb, 0, 6)
-        .reorder_storage(ko, kc, ka, kb)
-        .split(ko, vo, vl, ctx.vector, kGuard)
-        .reorder(vl, ka, kb, vo, kc)
-        .vectorize(vl)
-        .unroll(ka)
-        .unroll(kb);
+    w.kernel.compute_root().reorder_storage(ko, kc, ka, kb);
+    schedule_transform_pass(w.kernel, ko, ka, 6, kb, 6, {kc}, ctx);
 }
 
 }  // namespace
