@@ -50,6 +50,7 @@ TEST_CASE("schedule settings: defaults, every key, and a round trip", "[schedule
     const ScheduleSettings both = load_schedule_settings(write(dir, "[schedule]\nautoscheduler = \"Adams2019\"\n"));
     CHECK(both.training_autoscheduler == "Adams2019");
     CHECK(both.inference_autoscheduler == "Adams2019");
+    CHECK(load_schedule_settings(write(dir, "[schedule]\nconv_algorithm = \"winograd4\"\n")).conv_algorithm == "winograd4");
 }
 
 TEST_CASE("schedule settings: a bad file is refused with file, line and column", "[schedules][errors]") {
@@ -62,6 +63,8 @@ TEST_CASE("schedule settings: a bad file is refused with file, line and column",
         {"[schedule]\ntile = 4\n", ":2:8: error: unknown schedule key 'tile'"},
         {"[tuning]\n", ":1:1: error: unknown table 'tuning'"},
         {"[schedule]\nautoscheduler = \"fast\"\n", ":2:17: error: 'autoscheduler' must be"},
+        {"[schedule]\nconv_algorithm = \"winograd8\"\n",
+         ":2:18: error: 'conv_algorithm' must be \"direct\", \"winograd\" or \"winograd4\""},
         {"[schedule\n", ":1:"},
         {"[schedule]\n[schedule.x86-64-avx3]\ndense_block = 2\n",
          ":2:1: error: unknown target family 'x86-64-avx3' in section 'schedule.x86-64-avx3'; the known families: "
