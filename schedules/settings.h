@@ -8,8 +8,8 @@
 //   inference_autoscheduler = "none"      # the inference (and features) pipelines' alone
 //   conv_algorithm = "winograd"      # 3x3 stride-1 'same' convolutions by Winograd F(2x2, 3x3), but those
 //                                    #   narrower than a vector with channels filling vectors; default "direct"
-//                                    #   "winograd4": by F(4x4, 3x3) (weight gradients by F(2x2, 3x3)), those
-//                                    #   narrower than a vector too where one image's tiles fill a vector
+//                                    #   "winograd4": by F(4x4, 3x3) (weight gradients by F(2x2, 3x3)), every
+//                                    #   such layer, narrow ones too (its products run along the channels)
 //   vector_lanes = 16                # 0: the target's natural width
 //   conv_channel_block = 4           # channels computed together in conv loops; 0: largest of 4,3,2 dividing
 //   conv_row_vectors = 2             # a conv row up to this many vectors wide is computed whole at once

@@ -181,7 +181,8 @@ inline bool channel_vectors_fit(int64_t width, int64_t channels, int lanes) {
 
 // Whether a conv layer is computed by Winograd when the setting asks: 3x3, stride
 // 1, padding 1, and at least 8 input channels (a first layer's one channel gains
-// nothing), and not left to the direct method (Algorithms::direct_narrow_lanes).
+// nothing), and, by F(2x2, 3x3), not left to the direct method
+// (Algorithms::direct_narrow_lanes; F(4x4, 3x3) takes narrow layers too).
 bool uses_winograd(const model::Layer &l, const Algorithms &a);
 // Its tile (Algorithms::winograd_tile) where it is, else 0.
 int winograd_tile(const model::Layer &l, const Algorithms &a);
