@@ -162,6 +162,12 @@ TEST_CASE("conv adjoint matches finite differences and Halide's autodiff", "[gra
     check_layer("type = \"conv\"\nfilters = 2\nkernel = 3\nstride = 2\nactivation = \"tanh\"");
     check_layer("type = \"conv\"\nfilters = 3\nkernel = 2\nstride = 2\npadding = 1\nactivation = \"sigmoid\"");
     check_layer("type = \"conv\"\nfilters = 1\nkernel = 1");
+    // Strided input gradients by phases (one sum per input column and row parity):
+    // resnet's 3x3 stride-2 'same' layer and 1x1 projection (odd phases: no tap), and
+    // a stride of 3 whose middle phase no tap of a 2-wide kernel reaches.
+    check_layer("type = \"conv\"\nfilters = 4\nkernel = 3\nstride = 2\npadding = 1\nactivation = \"relu\"");
+    check_layer("type = \"conv\"\nfilters = 2\nkernel = 1\nstride = 2");
+    check_layer("type = \"conv\"\nfilters = 2\nkernel = 2\nstride = 3\npadding = 1");
     check_layer("type = \"conv\"\nfilters = 5\nkernel = 5\npadding = \"same\"\nactivation = \"relu\"");
     // Channels filling whole float64 vectors (8 lanes), one and two of them: the
     // weight gradient's schedule with vectors along channels. The cases above

@@ -6,10 +6,14 @@
 //   d_pre = activation'(out) d_out;  d_bias[o] = sum_{x, y, n} d_pre(x, y, o, n)
 //   d_weight[o, c, ky, kx] = sum_{x, y, n} d_pre(x, y, o, n) in(x*S + kx - P, y*S + ky - P, c, n)
 //   d_in(x, y, c, n) = sum_{o, ky, kx} weight[o, c, ky, kx] d_pre((x + P - kx) / S, (y + P - ky) / S, o, n)
+//     over the taps where S divides x + P - kx and y + P - ky: at S > 1, one dense sum per
+//     phase (x mod S, y mod S) of the input, over that phase's taps
 // At stride 1 and K = 3, P = 1, d_in is itself a 'same' correlation of d_pre with the
 // kernel flipped and channels swapped, weight'(kx, ky, o, c) = weight[o, c, 2 - ky, 2 - kx]:
 // such layers may compute pre and d_in by Winograd (conv_winograd.cpp) instead, and
 // d_weight by its adjoint.
+#include <algorithm>
+
 #include "layers/layers.h"
 #include "model/kinds/conv.h"
 
@@ -39,6 +43,26 @@ Func zero_outside(const Func &f, int width, int height, const std::string &name)
     Func padded(name);
     padded(v.x, v.y, v.c, v.n) = bounded(v.x, v.y, v.c, v.n);
     return padded;
+}
+
+// Phase (px, py) of a strided conv's input gradient (Backward::d_in_phases):
+//   phase(xh, yh, c, n) = sum_{o, i, j} weight[o, c, ky0 + S i, kx0 + S j] d_pre(xh + bx - j, yh + by - i, o, n)
+// where kx0 = (px + P) mod S is its first tap and bx = (px + P - kx0) / S; undefined
+// when no tap of the kernel falls on the phase (kx0 >= K: a 1x1 stride-2 layer's odd columns).
+Func strided_input_gradient_phase(const model::Layer &l, const BackwardArgs &a, const Func &d_pre_padded, int O,
+                                  const ConvDims &d, int px, int py) {
+    const int kx0 = (px + d.P) % d.S, ky0 = (py + d.P) % d.S;
+    if (kx0 >= d.K || ky0 >= d.K) return Func();
+    const int nx = (d.K - kx0 + d.S - 1) / d.S, ny = (d.K - ky0 + d.S - 1) / d.S;  // its taps along x, y
+    const int bx = (px + d.P - kx0) / d.S, by = (py + d.P - ky0) / d.S;
+    Vars v;
+    const std::string name = l.name + "_d_in_phase" + std::to_string(px + d.S * py);
+    RDom k(0, nx, 0, ny, 0, O, name + "_r");  // j, i, o
+    Func phase(name);  // (xh, yh, c, n)
+    phase(v.x, v.y, v.c, v.n) = zero(a.in.output_types()[0]);
+    phase(v.x, v.y, v.c, v.n) += a.fwd.weight(kx0 + d.S * k.x, ky0 + d.S * k.y, v.c, k.z) *
+                                 d_pre_padded(v.x + bx - k.x, v.y + by - k.y, k.z, v.n);
+    return phase;
 }
 
 }  // namespace
@@ -129,16 +153,33 @@ Backward conv_backward(const model::Network &net, const model::Layer &l, const F
         g.d_in(v.x, v.y, v.c, v.n) = g.winograd.out(v.x, v.y, v.c, v.n);
         return g;
     }
-    RDom k(0, d.K, 0, d.K, 0, int(l.out.channels), l.name + "_r_in");  // kx, ky, o
-    Expr ox = v.x + d.P - k.x, oy = v.y + d.P - k.y;
-    // Window rows falling outside d_pre would add zeros: skipped (Halide trims the
-    // ky loop per row): 2 of 7 of lenet5's conv2 terms (5x5 'valid', 14 rows in).
-    k.where(oy >= 0 && oy < d.OH * d.S);
-    Expr term = a.fwd.weight(k.x, k.y, v.c, k.z) * g.d_pre_padded(ox / d.S, oy / d.S, k.z, v.n);
-    if (d.S > 1) term = Halide::select(ox % d.S == 0 && oy % d.S == 0, term, zero(term.type()));
     g.d_in = Func(l.name + "_d_in");  // (x, y, c, n)
-    g.d_in(v.x, v.y, v.c, v.n) = zero(term.type());
-    g.d_in(v.x, v.y, v.c, v.n) += term;
+    if (d.S == 1) {
+        RDom k(0, d.K, 0, d.K, 0, int(l.out.channels), l.name + "_r_in");  // kx, ky, o
+        Expr ox = v.x + d.P - k.x, oy = v.y + d.P - k.y;
+        // Window rows falling outside d_pre would add zeros: skipped (Halide trims the
+        // ky loop per row): 2 of 7 of lenet5's conv2 terms (5x5 'valid', 14 rows in).
+        k.where(oy >= 0 && oy < d.OH);
+        g.d_in(v.x, v.y, v.c, v.n) = zero(a.in.output_types()[0]);
+        g.d_in(v.x, v.y, v.c, v.n) += a.fwd.weight(k.x, k.y, v.c, k.z) * g.d_pre_padded(ox, oy, k.z, v.n);
+        return g;
+    }
+    // Strided: input column x = S xh + px receives only from the taps kx = px + P (mod S),
+    // from output column xh + (px + P - kx) / S; likewise rows. Each of the S x S phases
+    // is a dense correlation over its own taps (resnet's 3x3 stride-2 layers: 1, 2, 2 and
+    // 4 taps where summing all 9 behind a select wasted three quarters of the work).
+    for (int py = 0; py < d.S; py++)
+        for (int px = 0; px < d.S; px++)
+            g.d_in_phases.push_back(strided_input_gradient_phase(l, a, g.d_pre_padded, int(l.out.channels), d, px, py));
+    // The last phase is the select's default when every phase has taps; zero otherwise.
+    const bool all = std::all_of(g.d_in_phases.begin(), g.d_in_phases.end(), [](const Func &f) { return f.defined(); });
+    auto phase_at = [&](int p) { return g.d_in_phases[p](v.x / d.S, v.y / d.S, v.c, v.n); };
+    const int last = d.S * d.S - 1;
+    Expr value = all ? phase_at(last) : zero(a.in.output_types()[0]);
+    for (int p = all ? last - 1 : last; p >= 0; p--)
+        if (g.d_in_phases[p].defined())
+            value = Halide::select(v.x % d.S == p % d.S && v.y % d.S == p / d.S, phase_at(p), value);
+    g.d_in(v.x, v.y, v.c, v.n) = value;
     return g;
 }
 

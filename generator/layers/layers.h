@@ -82,6 +82,10 @@ struct Backward {
     // as the weight gradient reads it (a schedule may store it, im2col style)
     Func patches;
     Func d_pre_padded;  // conv only: (x, y, o, n) d_pre, zero outside the output
+    // conv at stride S > 1 by the direct method: d_in's S x S phases, phase px + S py
+    // (xh, yh, c, n) = d_in(S xh + px, S yh + py, c, n), each a dense correlation of
+    // d_pre with its own taps; undefined for a phase no tap reaches (it is zero)
+    std::vector<Func> d_in_phases;
     Winograd winograd;  // conv by Winograd: d_in = winograd.out; else undefined
     WinogradWeightGrad winograd_grad;  // conv by Winograd: d_weight = winograd_grad.d_weight; else undefined
     // What goes into the flat gradient: each parameter tensor's gradient (and

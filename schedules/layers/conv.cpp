@@ -181,6 +181,33 @@ void conv_weight_gradient(const pipeline::LayerStages &s, const Context &ctx) {
         conv_weight_gradient_by_taps(s, ctx);
 }
 
+// An input gradient's sum `din` (x, y, c, n) over kx, ky, o, `width` wide, as the
+// forward pass with input channels in the place of output channels; a wrapper
+// stores it, as it accumulates row by row, and its weights are read through a copy
+// of their own, input channels innermost.
+void conv_input_gradient_sum(Func din, const pipeline::LayerStages &s, int64_t width, const Context &ctx) {
+    if (layers::channel_vectors_fit(width, s.layer->in.channels, ctx.vector))
+        return schedule_channel_vectors(din.in(), din, Func(s.fwd.weight).in(din), 2, width, ctx, nullptr);
+    schedule_window_rows(din.in(), din, channel_block(s.layer->in.channels, ctx), width, ctx, false);
+}
+
+// A strided layer's input gradient: each phase a dense sum as above, S times
+// narrower; d_in interleaves them, per pair of rows (the row's phase a constant)
+// with vectors along x.
+void conv_strided_input_gradient(const pipeline::LayerStages &s, const Context &ctx) {
+    const int64_t stride = s.layer->spec_as<model::ConvSpec>().stride;
+    const int64_t phase_width = (s.layer->in.width + stride - 1) / stride;
+    for (const Func &phase : s.bwd.d_in_phases)
+        if (phase.defined()) conv_input_gradient_sum(phase, s, phase_width, ctx);
+    Func din = s.bwd.d_in;  // (x, y, c, n)
+    Var x = din.args()[0], y = din.args()[1], yo("yo"), yi("yi");
+    din.compute_root()
+        .split(y, yo, yi, int(stride), TailStrategy::GuardWithIf)
+        .unroll(yi)
+        .vectorize(x, row_lanes(s.layer->in.width, ctx))
+        .parallel(din.args()[3]);
+}
+
 // `net`: the network's context; the weight gradient and the input gradient
 // each take their own direction's settings.
 void conv_backward(const pipeline::LayerStages &s, const Context &net) {
@@ -201,12 +228,8 @@ void conv_backward(const pipeline::LayerStages &s, const Context &net) {
         if (s.bwd.winograd.out.defined())
             return schedule_winograd(s.bwd.d_in, s.bwd.winograd, s.bwd.d_pre_padded, s.layer->in.width, s.layer->in.height,
                                      s.layer->in.channels, input_grad);
-        Func din = s.bwd.d_in;  // (x, y, c, n) summed over kx, ky, o
-        // Its weights read through a copy of their own, input channels innermost.
-        if (layers::channel_vectors_fit(s.layer->in.width, s.layer->in.channels, input_grad.vector))
-            return schedule_channel_vectors(din.in(), din, Func(s.fwd.weight).in(din), 2, s.layer->in.width,
-                                            input_grad, nullptr);
-        schedule_window_rows(din.in(), din, channel_block(s.layer->in.channels, input_grad), s.layer->in.width, input_grad, false);
+        if (!s.bwd.d_in_phases.empty()) return conv_strided_input_gradient(s, input_grad);
+        conv_input_gradient_sum(s.bwd.d_in, s, s.layer->in.width, input_grad);
     }
 }
 
