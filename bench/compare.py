@@ -275,6 +275,9 @@ def table(results, peak):
         print(line(row))
     print("speedup: Kiln/PyTorch for throughput, PyTorch/Kiln for latency: above 1 means Kiln is faster;")
     print("figures and speedup are medians over the rounds, `rounds` the lowest and highest round's speedup.")
+    if peak:
+        print("GFLOP/s and % of peak count the direct method's FLOPs: a network whose schedule runs 3x3 layers by")
+        print("Winograd (conv_algorithm) does fewer multiplies, so its figure can pass 100% of the FMA peak.")
 
 
 def main():
