@@ -1,6 +1,7 @@
 // Convolution: the forward pass by rows of channel blocks (or, for rows narrower than a vector, with
 // vectors along the channels), the weight gradient by one of three strategies (channels, rows, taps)
-// by shape, the input gradient as a transposed convolution (channel vectors likewise).
+// by shape, the input gradient as a transposed convolution (channel vectors likewise; a strided
+// layer's as one dense sum per phase of the input, interleaved).
 #include <algorithm>
 
 #include "schedules/cpu_internal.h"
@@ -192,7 +193,7 @@ void conv_input_gradient_sum(Func din, const pipeline::LayerStages &s, int64_t w
 }
 
 // A strided layer's input gradient: each phase a dense sum as above, S times
-// narrower; d_in interleaves them, per pair of rows (the row's phase a constant)
+// narrower; d_in interleaves them, S rows at a time (each row's phase a constant)
 // with vectors along x.
 void conv_strided_input_gradient(const pipeline::LayerStages &s, const Context &ctx) {
     const int64_t stride = s.layer->spec_as<model::ConvSpec>().stride;
